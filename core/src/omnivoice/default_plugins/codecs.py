@@ -1,0 +1,1 @@
+"""Built-in plugin: the core's audio converters."""

@@ -1,0 +1,73 @@
+"""The exceptions omnivoice raises.
+
+Every error derives from :class:`OmnivoiceError`, so ``except OmnivoiceError`` catches
+anything the framework raises on purpose. The realtime family is re-exported from
+:mod:`omnivoice.realtime`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthFailedError",
+    "ConnectionFailedError",
+    "ModelUnavailableError",
+    "OmnivoiceError",
+    "PluginConflictError",
+    "PluginNotFoundError",
+    "RateLimitedError",
+    "SessionClosedError",
+    "UnsupportedFormatError",
+]
+
+
+class OmnivoiceError(Exception):
+    """Base class of every error omnivoice raises on purpose."""
+
+
+# --- plugins -------------------------------------------------------------------------
+
+
+class PluginNotFoundError(OmnivoiceError, LookupError):
+    """No installed plugin registers the requested name.
+
+    The message lists what is installed for that kind and, for the names this project
+    publishes, the ``pip install`` command that provides the missing one.
+    """
+
+
+class PluginConflictError(OmnivoiceError):
+    """Two plugins register the same name with the same priority.
+
+    omnivoice never picks one silently: uninstall one, limit loading with
+    ``OMNIVOICE_PLUGINS``, or give the preferred registration a higher ``priority``.
+    """
+
+
+# --- audio ---------------------------------------------------------------------------
+
+
+class UnsupportedFormatError(OmnivoiceError, ValueError):
+    """A conversion between two audio formats that no codec supports."""
+
+
+# --- realtime ------------------------------------------------------------------------
+
+
+class SessionClosedError(OmnivoiceError):
+    """The provider session is closed; no more audio can be sent or received."""
+
+
+class ConnectionFailedError(OmnivoiceError):
+    """The provider could not be reached (network failure, refused or dropped handshake)."""
+
+
+class AuthFailedError(ConnectionFailedError):
+    """The provider refused the credentials (a bad or missing API key)."""
+
+
+class RateLimitedError(ConnectionFailedError):
+    """The provider refused the session because a rate or concurrency limit was hit."""
+
+
+class ModelUnavailableError(ConnectionFailedError):
+    """The requested model does not exist or is not available to this account."""

@@ -1,0 +1,73 @@
+"""The realtime layer's data: what a call is configured with and what a provider yields."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeAlias
+
+import attrs
+
+__all__ = [
+    "AudioChunk",
+    "FunctionCallHandler",
+    "FunctionDeclaration",
+    "ProcessConfig",
+    "Transcript",
+]
+
+FunctionCallHandler: TypeAlias = Callable[[str, str, Mapping[str, Any]], Any | Awaitable[Any]]
+"""``handler(call_id, name, arguments)``, plain or async; returns any JSON value."""
+
+
+@attrs.frozen
+class FunctionDeclaration:
+    """A function (tool) the model may call."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = attrs.field(
+        factory=lambda: {"type": "object", "properties": {}}
+    )
+    """The arguments, as a JSON-schema object."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "parameters": dict(self.parameters),
+        }
+
+
+@attrs.frozen
+class ProcessConfig:
+    """How one call's conversation is set up. Values left ``None`` keep provider defaults."""
+
+    instructions: str | None = None
+    """The system prompt."""
+    voice: str | None = None
+    functions: tuple[FunctionDeclaration, ...] = attrs.field(default=(), converter=tuple)
+    on_function_call: FunctionCallHandler | None = attrs.field(default=None, eq=False)
+    """Runs each function call; see :data:`FunctionCallHandler`."""
+    temperature: float | None = None
+    extensions: Mapping[str, Any] = attrs.field(factory=dict)
+    """Provider-specific settings, keyed by option name."""
+
+
+@attrs.frozen
+class AudioChunk:
+    """Audio from a provider, in the format the provider declared it produces."""
+
+    audio: bytes
+    is_final: bool = False
+    """The last chunk of one response."""
+
+
+@attrs.frozen
+class Transcript:
+    """Text of what was said, by the user (``is_input``) or the agent."""
+
+    text: str
+    is_input: bool
+    """True for the caller's speech, False for the agent's."""
+    is_final: bool = False
+    """False for a partial (delta) transcript, True for a turn's complete text."""

@@ -1,0 +1,1 @@
+"""omnivoice plugin: Deepgram streaming speech-to-text."""

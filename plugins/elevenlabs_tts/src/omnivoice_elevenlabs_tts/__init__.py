@@ -1,0 +1,1 @@
+"""omnivoice plugin: ElevenLabs streaming text-to-speech."""

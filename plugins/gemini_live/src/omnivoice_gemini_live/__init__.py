@@ -1,0 +1,1 @@
+"""omnivoice plugin: Gemini Live voice-to-voice provider."""

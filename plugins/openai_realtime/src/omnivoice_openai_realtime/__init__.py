@@ -1,0 +1,1 @@
+"""omnivoice plugin: OpenAI Realtime voice-to-voice provider."""

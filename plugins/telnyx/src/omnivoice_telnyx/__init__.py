@@ -1,0 +1,1 @@
+"""omnivoice plugin: Telnyx media streaming telephony transport."""

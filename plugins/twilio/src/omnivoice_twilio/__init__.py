@@ -1,0 +1,1 @@
+"""omnivoice plugin: Twilio Media Streams telephony transport."""
