@@ -13,9 +13,12 @@ from omnivoice.plugins import PluginInfo, Registry, get_registry
 __all__ = ["main"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
-    registry = get_registry()
+def main(argv: Sequence[str] | None = None, *, registry: Registry | None = None) -> int:
+    """Run the command line; return the exit status.
+
+    ``registry`` defaults to the process-wide one (:func:`omnivoice.plugins.get_registry`).
+    """
+    registry = registry or get_registry()
     parser = _build_parser(registry)
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)

@@ -283,6 +283,10 @@ class Registry:
                 yield impl.plugin_name, exc
 
 
+class _UnknownHookError(Exception):
+    pass
+
+
 def _identity(plugin: object) -> object:
     return plugin
 
@@ -292,7 +296,17 @@ def _register(
 ) -> PluginInfo:
     """Import a plugin and register it with the manager; record any failure."""
     try:
-        manager.register(load(), name=info.name)
+        plugin = load()
+        manager.register(plugin, name=info.name)
+        unknown = sorted(
+            caller.name
+            for caller in manager.get_hookcallers(plugin) or ()
+            if not caller.has_spec()
+            and any(not impl.optionalhook for impl in caller.get_hookimpls())
+        )
+        if unknown:
+            manager.unregister(plugin)
+            raise _UnknownHookError(f"implements unknown hooks {unknown} (misspelled?)")
     except Exception as exc:
         log.warning("plugin %s (%s) was skipped: %s", info.name, info.distribution, _describe(exc))
         return attrs.evolve(info, error=_describe(exc))
@@ -303,7 +317,8 @@ def _load_entry_points(
     manager: pluggy.PluginManager, requested: frozenset[str] | None
 ) -> Iterator[PluginInfo]:
     seen: set[tuple[str, str]] = set()
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    for entry_point in sorted(entry_points, key=lambda ep: ep.name):
         dist = entry_point.dist
         distribution = dist.name if dist is not None else "unknown"
         if (entry_point.name, distribution) in seen:
