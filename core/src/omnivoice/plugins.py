@@ -42,7 +42,10 @@ ENTRY_POINT_GROUP = "omnivoice"
 PLUGINS_ENV_VAR = "OMNIVOICE_PLUGINS"
 CORE_DISTRIBUTION = "omnivoice-core"
 
-_BUILTIN_PLUGINS: tuple[str, ...] = ("omnivoice.default_plugins.codecs",)
+_BUILTIN_PLUGINS: tuple[str, ...] = (
+    "omnivoice.default_plugins.codecs",
+    "omnivoice.default_plugins.echo",
+)
 
 _REGISTRATION_HOOKS: Mapping[Kind, str] = {
     Kind.REALTIME: "register_realtime_providers",

@@ -1,0 +1,140 @@
+"""Built-in plugin: the ``echo`` realtime provider, the classic PBX echo test.
+
+It plays the caller's speech back once the caller pauses, so an operator can check the
+phone wiring, the audio path both ways, barge-in and the round-trip latency without any
+AI service. Speech is found by frame energy with a little hysteresis; nothing leaves the
+process.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import asynccontextmanager
+
+import numpy as np
+
+from omnivoice.audio.format import AudioFormat, Encoding
+from omnivoice.errors import UnsupportedFormatError
+from omnivoice.hookspecs import hookimpl
+from omnivoice.realtime.provider import (
+    Provider,
+    ProviderEvent,
+    RealtimeSession,
+    SpeechStarted,
+    SpeechStopped,
+)
+from omnivoice.realtime.types import AudioChunk, ProcessConfig
+from omnivoice.registration import Capability, Register
+
+__all__ = ["EchoProvider"]
+
+_FORMATS = tuple(AudioFormat(Encoding.PCM16, rate) for rate in (8000, 16000, 24000))
+
+
+class EchoProvider(Provider):
+    """Plays back each utterance of the caller after a pause.
+
+    ``pause_ms`` of quiet ends an utterance; a frame is speech when its level is above
+    ``threshold_dbfs``; utterances longer than ``max_utterance_s`` are played back as they
+    reach that length (memory stays bounded).
+    """
+
+    name = "echo"
+    accepts = _FORMATS
+    produces = _FORMATS
+
+    def __init__(
+        self,
+        *,
+        pause_ms: int = 600,
+        threshold_dbfs: float = -40.0,
+        max_utterance_s: float = 30.0,
+        **_options: object,
+    ) -> None:
+        self.pause_ms = pause_ms
+        self.threshold_dbfs = threshold_dbfs
+        self.max_utterance_s = max_utterance_s
+
+    @asynccontextmanager
+    async def process_audio_stream(
+        self,
+        audio_in: AsyncIterable[bytes],
+        config: ProcessConfig,
+        *,
+        input_format: AudioFormat,
+        output_format: AudioFormat,
+    ) -> AsyncIterator[RealtimeSession]:
+        if input_format not in self.accepts or output_format != input_format:
+            raise UnsupportedFormatError(
+                f"echo plays audio back unchanged: it needs the same PCM16 format both ways, "
+                f"got {input_format} in and {output_format} out"
+            )
+        yield _EchoSession(self, audio_in, input_format)
+
+
+class _EchoSession:
+    def __init__(self, provider: EchoProvider, audio_in: AsyncIterable[bytes], fmt: AudioFormat):
+        self._audio_in = audio_in
+        self._frame_bytes = fmt.bytes_per_frame(20)
+        # Mean square of int16 samples at the threshold level.
+        self._threshold = (32768 * 10 ** (provider.threshold_dbfs / 20)) ** 2
+        self._quiet_frames_to_end = max(1, math.ceil(provider.pause_ms / 20))
+        self._max_frames = max(1, int(provider.max_utterance_s * 50))
+        self.interruptions: list[int] = []
+
+    async def interrupt(self, heard_ms: int) -> None:
+        # Nothing to stop: everything of an utterance is yielded at once and the bridge
+        # already dropped what was not played.
+        self.interruptions.append(heard_ms)
+
+    def __aiter__(self) -> AsyncIterator[ProviderEvent]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[ProviderEvent]:
+        pending = b""
+        preroll: deque[bytes] = deque(maxlen=5)  # 100 ms before the onset
+        utterance: list[bytes] = []
+        voiced_run = quiet_run = 0
+        async for chunk in self._audio_in:
+            pending += chunk
+            usable = len(pending) - len(pending) % self._frame_bytes
+            for start in range(0, usable, self._frame_bytes):
+                frame = pending[start : start + self._frame_bytes]
+                samples = np.frombuffer(frame, dtype="<i2").astype(np.float32)
+                voiced = float(np.mean(samples * samples)) > self._threshold
+                if not utterance:
+                    preroll.append(frame)
+                    voiced_run = voiced_run + 1 if voiced else 0
+                    if voiced_run >= 2:  # two voiced frames in a row: speech, not a click
+                        utterance.extend(preroll)
+                        preroll.clear()
+                        quiet_run = 0
+                        yield SpeechStarted()
+                    continue
+                utterance.append(frame)
+                quiet_run = 0 if voiced else quiet_run + 1
+                if quiet_run >= self._quiet_frames_to_end or len(utterance) >= self._max_frames:
+                    # Play the speech back without the pause that ended it (keep 40 ms).
+                    keep = len(utterance) - max(0, quiet_run - 2)
+                    yield SpeechStopped()
+                    yield AudioChunk(b"".join(utterance[:keep]), is_final=True)
+                    utterance = []
+                    voiced_run = 0
+            pending = pending[usable:]
+        if utterance:
+            yield SpeechStopped()
+            yield AudioChunk(b"".join(utterance), is_final=True)
+
+
+@hookimpl
+def register_realtime_providers(register: Register) -> None:
+    register(
+        "echo",
+        EchoProvider,
+        accepts=EchoProvider.accepts,
+        produces=EchoProvider.produces,
+        capabilities=[Capability.INTERRUPTION],
+        description="plays the caller's speech back after a pause (wiring and latency test)",
+    )

@@ -1,0 +1,1 @@
+"""The gateway: a phone call's audio between a carrier and a provider."""
