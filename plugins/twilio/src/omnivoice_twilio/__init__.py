@@ -1,1 +1,18 @@
-"""omnivoice plugin: Twilio Media Streams telephony transport."""
+"""omnivoice plugin: Twilio Media Streams telephony transport.
+
+:class:`TwilioProtocol` is the sans-IO protocol layer of one call's media stream,
+:func:`connect_stream` the TwiML that starts it, :func:`validate_signature` the check of
+``X-Twilio-Signature``.
+"""
+
+from omnivoice_twilio.protocol import TWILIO_WIRE, TwilioProtocol
+from omnivoice_twilio.signature import compute_signature, validate_signature
+from omnivoice_twilio.twiml import connect_stream
+
+__all__ = [
+    "TWILIO_WIRE",
+    "TwilioProtocol",
+    "compute_signature",
+    "connect_stream",
+    "validate_signature",
+]
