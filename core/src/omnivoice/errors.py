@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthFailedError",
+    "CarrierAPIError",
     "ConnectionFailedError",
     "ModelUnavailableError",
     "OmnivoiceError",
@@ -48,6 +49,13 @@ class PluginConflictError(OmnivoiceError):
 
 class UnsupportedFormatError(OmnivoiceError, ValueError):
     """A conversion between two audio formats that no codec supports."""
+
+
+# --- telephony -----------------------------------------------------------------------
+
+
+class CarrierAPIError(OmnivoiceError):
+    """A carrier's REST API refused a request (for example a hang-up) or was unreachable."""
 
 
 # --- realtime ------------------------------------------------------------------------

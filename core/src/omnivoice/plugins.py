@@ -45,6 +45,7 @@ CORE_DISTRIBUTION = "omnivoice-core"
 _BUILTIN_PLUGINS: tuple[str, ...] = (
     "omnivoice.default_plugins.codecs",
     "omnivoice.default_plugins.echo",
+    "omnivoice.default_plugins.commands",
 )
 
 _REGISTRATION_HOOKS: Mapping[Kind, str] = {

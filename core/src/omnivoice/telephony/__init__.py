@@ -24,6 +24,12 @@ from omnivoice.telephony.protocol import (
     StreamState,
     WireFormat,
 )
+from omnivoice.telephony.transport import (
+    IncomingRequest,
+    Transport,
+    WebhookAnswer,
+    post_to_carrier,
+)
 
 __all__ = [
     "DEFAULT_MAX_CONSECUTIVE_BAD_FRAMES",
@@ -32,6 +38,7 @@ __all__ = [
     "Connected",
     "Dtmf",
     "Event",
+    "IncomingRequest",
     "Mark",
     "Media",
     "ProtocolError",
@@ -40,6 +47,9 @@ __all__ = [
     "Stop",
     "StreamProtocol",
     "StreamState",
+    "Transport",
+    "WebhookAnswer",
     "WireFormat",
     "connect_stream_document",
+    "post_to_carrier",
 ]

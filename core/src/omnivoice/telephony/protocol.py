@@ -164,6 +164,8 @@ class WireFormat:
     """Outbound frames must carry the stream id (Twilio)."""
     error_event: bool = False
     """The carrier sends ``error`` frames (Telnyx)."""
+    connected_protocol: str | None = None
+    """The ``protocol`` the carrier names in its ``connected`` frame (Twilio: ``"Call"``)."""
 
 
 class _Skip(Exception):

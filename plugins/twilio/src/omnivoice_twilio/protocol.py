@@ -23,6 +23,7 @@ TWILIO_WIRE = WireFormat(
     sample_rate="sampleRate",
     encodings={"audio/x-mulaw": Encoding.MULAW},
     outbound_stream_id=True,
+    connected_protocol="Call",
 )
 """Twilio's field names and encodings."""
 

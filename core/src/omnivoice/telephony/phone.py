@@ -1,0 +1,197 @@
+"""A simulated phone: plays the carrier's part of a call against a gateway, in real time.
+
+It opens the carrier's media WebSocket, sends ``connected`` and ``start``, streams the
+caller's audio as 20 ms media frames paced like a phone line, and plays the agent's audio
+as a handset would: in real time, from a queue that ``clear`` empties. A mark is echoed
+only once the audio queued before it has played (a ``clear`` returns the pending ones,
+as Twilio does). What was played is what the caller heard.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+
+import anyio
+import attrs
+
+from omnivoice.audio.format import AudioFormat, Encoding
+from omnivoice.net.websocket import ConnectionClosed, WebSocket, connect
+from omnivoice.telephony.carrier import CarrierSide, ClearRequest, MarkRequest, PlayRequest
+from omnivoice.telephony.transport import Transport
+
+__all__ = ["CallReport", "SimulatedPhone"]
+
+log = logging.getLogger(__name__)
+
+_SILENCE = {Encoding.MULAW: b"\xff", Encoding.ALAW: b"\xd5", Encoding.PCM16: b"\x00"}
+_FRAME_S = 0.02
+
+
+@attrs.define
+class CallReport:
+    """What happened on the simulated phone."""
+
+    frames_sent: int = 0
+    frames_received: int = 0
+    marks_received: int = 0
+    marks_acknowledged: int = 0
+    clears: int = 0
+    heard_ms: int = 0
+    """Agent audio played to the caller."""
+    dropped_ms: int = 0
+    """Agent audio a clear dropped before it played."""
+    bad_frames: int = 0
+    latencies_ms: list[float] = attrs.field(factory=list)
+    """Per agent reply: end of the caller's speech to the first agent audio received."""
+    acknowledged: list[tuple[str, int]] = attrs.field(factory=list)
+    """Each mark echoed, with the agent audio played before it (ms since the call began)."""
+    close_code: int | None = None
+    close_reason: str | None = None
+
+
+class SimulatedPhone:
+    """One call from a simulated caller.
+
+    ``audio`` is the caller's speech in ``media_format``; ``voiced`` flags each of its
+    20 ms frames as speech or not (for the latency figures). After the audio, the phone
+    stays on the line sending silence for ``linger_s`` seconds, then hangs up.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        transport: Transport,
+        audio: bytes,
+        media_format: AudioFormat,
+        *,
+        voiced: Sequence[bool] = (),
+        headers: Mapping[str, str] | None = None,
+        linger_s: float = 3.0,
+        dtmf: Mapping[float, str] | None = None,
+        custom_parameters: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self.media_format = media_format
+        self.side = CarrierSide(
+            transport.new_protocol().wire, media_format, custom_parameters=custom_parameters
+        )
+        self.frame_bytes = media_format.bytes_per_frame(20)
+        self.audio = audio
+        self.voiced = list(voiced)
+        self.headers = dict(headers or {})
+        self.linger_s = linger_s
+        self.dtmf = dict(dtmf or {})
+        self.report = CallReport()
+        self.heard = bytearray()
+        """The audio the caller heard, in ``media_format``, from the start of the call."""
+        self._clock = clock
+        self._silence = _SILENCE[media_format.encoding] * self.frame_bytes
+        self._queue: deque[bytes | str] = deque()  # audio chunks and mark names, in order
+        self._last_voiced_at: float | None = None
+        self._awaiting_reply = False
+
+    async def run(self) -> CallReport:
+        """Make the call; return its report once the phone hung up or the gateway did."""
+        async with connect(self.url, headers=list(self.headers.items())) as ws:
+            await ws.send(self.side.connected())
+            await ws.send(self.side.start())
+            start = self._clock()
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._play, ws, start)
+                tasks.start_soon(self._talk_then_hang_up, ws, start, tasks.cancel_scope)
+                await self._listen(ws)
+                tasks.cancel_scope.cancel()
+        return self.report
+
+    async def _talk_then_hang_up(
+        self, ws: WebSocket, start: float, call: anyio.CancelScope
+    ) -> None:
+        step = self.frame_bytes
+        frames = [self.audio[i : i + step] for i in range(0, len(self.audio), step)]
+        frames += [self._silence] * round(self.linger_s / _FRAME_S)
+        pending_dtmf = sorted(self.dtmf.items())
+        for index, frame in enumerate(frames):
+            await anyio.sleep_until(start + index * _FRAME_S)
+            while pending_dtmf and pending_dtmf[0][0] <= index * _FRAME_S:
+                await ws.send(self.side.dtmf(pending_dtmf.pop(0)[1]))
+            await ws.send(self.side.media(frame, timestamp_ms=index * 20))
+            self.report.frames_sent += 1
+            if index < len(self.voiced) and self.voiced[index]:
+                self._last_voiced_at = self._clock()
+                self._awaiting_reply = True
+        await ws.send(self.side.stop())
+        call.cancel()
+
+    async def _listen(self, ws: WebSocket) -> None:
+        try:
+            while True:
+                message = await ws.receive()
+                try:
+                    request = self.side.receive(message)
+                except ValueError as exc:
+                    self.report.bad_frames += 1
+                    log.warning("phone: bad frame from the gateway: %s", exc)
+                    continue
+                if isinstance(request, PlayRequest):
+                    self._on_audio(request.payload)
+                elif isinstance(request, MarkRequest):
+                    self.report.marks_received += 1
+                    self._queue.append(request.name)
+                elif isinstance(request, ClearRequest):
+                    await self._on_clear(ws)
+        except ConnectionClosed as closed:
+            self.report.close_code, self.report.close_reason = closed.code, closed.reason
+
+    def _on_audio(self, payload: bytes) -> None:
+        self.report.frames_received += 1
+        if self._awaiting_reply and self._last_voiced_at is not None:
+            self.report.latencies_ms.append(round((self._clock() - self._last_voiced_at) * 1000, 1))
+            self._awaiting_reply = False
+        self._queue.append(payload)
+
+    async def _on_clear(self, ws: WebSocket) -> None:
+        self.report.clears += 1
+        marks = [item for item in self._queue if isinstance(item, str)]
+        dropped = sum(len(item) for item in self._queue if isinstance(item, bytes))
+        self.report.dropped_ms += self._ms(dropped)
+        self._queue.clear()
+        for name in marks:  # a clear returns the pending marks
+            await self._acknowledge(ws, name)
+
+    async def _play(self, ws: WebSocket, start: float) -> None:
+        """Play 20 ms of queued agent audio (or silence) every 20 ms, like a handset."""
+        tick = 0
+        while True:
+            await anyio.sleep_until(start + tick * _FRAME_S)
+            tick += 1
+            # Marks at the head: everything queued before them has finished playing.
+            while self._queue and isinstance(self._queue[0], str):
+                name = self._queue.popleft()
+                assert isinstance(name, str)
+                await self._acknowledge(ws, name)
+            frame = self._take(self.frame_bytes)
+            self.report.heard_ms += self._ms(len(frame))
+            self.heard += frame + self._silence[len(frame) :]
+
+    def _take(self, n_bytes: int) -> bytes:
+        taken = bytearray()
+        while len(taken) < n_bytes and self._queue and isinstance(self._queue[0], bytes):
+            chunk = self._queue.popleft()
+            assert isinstance(chunk, bytes)
+            need = n_bytes - len(taken)
+            taken += chunk[:need]
+            if len(chunk) > need:
+                self._queue.appendleft(chunk[need:])
+        return bytes(taken)
+
+    async def _acknowledge(self, ws: WebSocket, name: str) -> None:
+        self.report.marks_acknowledged += 1
+        self.report.acknowledged.append((name, self.report.heard_ms))
+        await ws.send(self.side.mark(name))
+
+    def _ms(self, n_bytes: int) -> int:
+        return round(self.media_format.duration(n_bytes) * 1000)
