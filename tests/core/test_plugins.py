@@ -86,7 +86,7 @@ def test_lookup_by_alias() -> None:
     plugin = realtime_plugin("acme-realtime", aliases=("acme",))
     registry = Registry.load(environ=BUILTINS_ONLY, extra=[("acme", plugin)])
     assert registry.get(Kind.REALTIME, "acme").name == "acme-realtime"
-    assert registry.names(Kind.REALTIME) == ["acme", "acme-realtime"]
+    assert {"acme", "acme-realtime"} <= set(registry.names(Kind.REALTIME))
 
 
 def test_missing_published_name_says_what_to_install() -> None:

@@ -143,7 +143,8 @@ def _call(args: argparse.Namespace) -> int:
     if args.out:
         write_wav(args.out, bytes(phone.heard), media_format)
     if args.json:
-        print(json.dumps(attrs.asdict(report), indent=2))
+        document = attrs.asdict(report, filter=lambda field, _: field.name != "received")
+        print(json.dumps(document, indent=2))
     else:
         print(_summary(report))
     return 0 if report.close_code in (None, 1000, 1001) else 1

@@ -73,6 +73,7 @@ class CallStats:
     total: int = 0
     protocol_errors: int = 0
     provider_failures: int = 0
+    internal_errors: int = 0
     bad_frames: dict[str, int] = attrs.field(factory=dict)
     """Frames skipped or refused, by reason, over all calls."""
 
@@ -153,17 +154,24 @@ async def run_call(
     stats.total += 1
     try:
         await _serve(socket, transport, protocol, sessions, call_id, registry, settings, clock)
-    except ProtocolError as exc:
-        stats.protocol_errors += 1
-        log.warning("%s (%s): closing: %s", call_id, transport.name, exc)
-        await _close(socket, exc.close_code, str(exc))
-    except ConnectionFailedError as exc:
-        stats.provider_failures += 1
-        log.error("%s (%s): provider unavailable: %s", call_id, transport.name, exc)
-        await _close(socket, 1011, f"provider unavailable: {type(exc).__name__}")
-    except OmnivoiceError as exc:
-        log.error("%s (%s): %s", call_id, transport.name, exc)
-        await _close(socket, 1011, type(exc).__name__)
+    except Exception as raised:
+        # Task groups wrap what their tasks raise: look at the failure itself.
+        exc = _leaf(raised)
+        if isinstance(exc, ProtocolError):
+            stats.protocol_errors += 1
+            log.warning("%s (%s): closing: %s", call_id, transport.name, exc)
+            await _close(socket, exc.close_code, str(exc))
+        elif isinstance(exc, ConnectionFailedError):
+            stats.provider_failures += 1
+            log.error("%s (%s): provider unavailable: %s", call_id, transport.name, exc)
+            await _close(socket, 1011, f"provider unavailable: {type(exc).__name__}")
+        elif isinstance(exc, OmnivoiceError):
+            log.error("%s (%s): %s", call_id, transport.name, exc)
+            await _close(socket, 1011, type(exc).__name__)
+        else:
+            stats.internal_errors += 1
+            log.exception("%s (%s): unexpected failure", call_id, transport.name)
+            await _close(socket, 1011, "internal error")
     finally:
         stats.active -= 1
         stats.add_frames(protocol)
@@ -262,6 +270,13 @@ async def _receive(
             log.warning(
                 "%s: carrier error %s %s: %s", call_id, event.code, event.title, event.detail
             )
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first exception inside (nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 async def _close(socket: CarrierSocket, code: int, reason: str) -> None:

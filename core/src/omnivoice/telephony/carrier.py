@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,9 +49,9 @@ class CarrierSide:
         wire: WireFormat,
         media_format: AudioFormat,
         *,
-        stream_id: str = "MZ00000000000000000000000000000001",
-        call_id: str = "CA00000000000000000000000000000001",
-        account_id: str = "AC00000000000000000000000000000001",
+        stream_id: str | None = None,
+        call_id: str | None = None,
+        account_id: str | None = None,
         custom_parameters: Mapping[str, str] | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
@@ -61,9 +62,9 @@ class CarrierSide:
             raise ValueError(f"{wire.carrier} streams do not carry {media_format}")
         self.wire = wire
         self.media_format = media_format
-        self.stream_id = stream_id
-        self.call_id = call_id
-        self.account_id = account_id
+        self.stream_id = stream_id or f"stream-{uuid.uuid4().hex}"
+        self.call_id = call_id or f"call-{uuid.uuid4().hex}"
+        self.account_id = account_id or "account-simulated"
         self.custom_parameters = dict(custom_parameters or {})
         self.extra = dict(extra or {})
         self._encoding = names[0]

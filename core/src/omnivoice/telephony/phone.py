@@ -10,7 +10,6 @@ as Twilio does). What was played is what the caller heard.
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
@@ -28,6 +27,8 @@ log = logging.getLogger(__name__)
 
 _SILENCE = {Encoding.MULAW: b"\xff", Encoding.ALAW: b"\xd5", Encoding.PCM16: b"\x00"}
 _FRAME_S = 0.02
+_PAUSE_S = 0.2
+"""Agent audio this long after the caller's last speech counts as a reply (for latency)."""
 
 
 @attrs.define
@@ -46,6 +47,8 @@ class CallReport:
     bad_frames: int = 0
     latencies_ms: list[float] = attrs.field(factory=list)
     """Per agent reply: end of the caller's speech to the first agent audio received."""
+    received: list[bytes | str] = attrs.field(factory=list, repr=False)
+    """Everything the gateway sent, in order: audio payloads, ``"mark:NAME"``, ``"clear"``."""
     acknowledged: list[tuple[str, int]] = attrs.field(factory=list)
     """Each mark echoed, with the agent audio played before it (ms since the call began)."""
     close_code: int | None = None
@@ -57,7 +60,8 @@ class SimulatedPhone:
 
     ``audio`` is the caller's speech in ``media_format``; ``voiced`` flags each of its
     20 ms frames as speech or not (for the latency figures). After the audio, the phone
-    stays on the line sending silence for ``linger_s`` seconds, then hangs up.
+    stays on the line sending silence for ``linger_s`` seconds, then hangs up. ``clock``
+    must be the event loop's (frames are scheduled with :func:`anyio.sleep_until`).
     """
 
     def __init__(
@@ -72,7 +76,7 @@ class SimulatedPhone:
         linger_s: float = 3.0,
         dtmf: Mapping[float, str] | None = None,
         custom_parameters: Mapping[str, str] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = anyio.current_time,
     ) -> None:
         self.url = url
         self.media_format = media_format
@@ -140,6 +144,7 @@ class SimulatedPhone:
                     self._on_audio(request.payload)
                 elif isinstance(request, MarkRequest):
                     self.report.marks_received += 1
+                    self.report.received.append(f"mark:{request.name}")
                     self._queue.append(request.name)
                 elif isinstance(request, ClearRequest):
                     await self._on_clear(ws)
@@ -148,13 +153,20 @@ class SimulatedPhone:
 
     def _on_audio(self, payload: bytes) -> None:
         self.report.frames_received += 1
-        if self._awaiting_reply and self._last_voiced_at is not None:
-            self.report.latencies_ms.append(round((self._clock() - self._last_voiced_at) * 1000, 1))
+        self.report.received.append(payload)
+        now = self._clock()
+        if (
+            self._awaiting_reply
+            and self._last_voiced_at is not None
+            and now - self._last_voiced_at >= _PAUSE_S  # a reply, not audio over the caller
+        ):
+            self.report.latencies_ms.append(round((now - self._last_voiced_at) * 1000, 1))
             self._awaiting_reply = False
         self._queue.append(payload)
 
     async def _on_clear(self, ws: WebSocket) -> None:
         self.report.clears += 1
+        self.report.received.append("clear")
         marks = [item for item in self._queue if isinstance(item, str)]
         dropped = sum(len(item) for item in self._queue if isinstance(item, bytes))
         self.report.dropped_ms += self._ms(dropped)

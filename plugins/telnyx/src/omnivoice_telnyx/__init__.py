@@ -8,10 +8,12 @@ Telnyx's Ed25519 webhook signatures.
 from omnivoice_telnyx.protocol import TELNYX_WIRE, TelnyxProtocol
 from omnivoice_telnyx.signature import load_public_key, verify_signature
 from omnivoice_telnyx.texml import connect_stream
+from omnivoice_telnyx.transport import TelnyxTransport
 
 __all__ = [
     "TELNYX_WIRE",
     "TelnyxProtocol",
+    "TelnyxTransport",
     "connect_stream",
     "load_public_key",
     "verify_signature",

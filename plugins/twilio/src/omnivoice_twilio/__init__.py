@@ -7,11 +7,13 @@
 
 from omnivoice_twilio.protocol import TWILIO_WIRE, TwilioProtocol
 from omnivoice_twilio.signature import compute_signature, validate_signature
+from omnivoice_twilio.transport import TwilioTransport
 from omnivoice_twilio.twiml import connect_stream
 
 __all__ = [
     "TWILIO_WIRE",
     "TwilioProtocol",
+    "TwilioTransport",
     "compute_signature",
     "connect_stream",
     "validate_signature",
