@@ -10,6 +10,7 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import anyio
 import httpx
@@ -18,17 +19,17 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding as KeyEncoding
 from cryptography.hazmat.primitives.serialization import PublicFormat
-from omnivoice_telnyx import TelnyxTransport
-from omnivoice_twilio import compute_signature
-from omnivoice_twilio.transport import TwilioTransport
 from support.gateway_process import running_gateway
 
 from omnivoice.audio import TWILIO, g711
 from omnivoice.audio.format import Encoding
-from omnivoice.net import ConnectionClosed, HandshakeError, connect
+from omnivoice.net import ConnectionClosed, HandshakeError, WebSocket, connect
 from omnivoice.telephony.carrier import CarrierSide
 from omnivoice.telephony.phone import CallReport, SimulatedPhone
 from omnivoice.telephony.transport import Transport
+from omnivoice_telnyx import TelnyxTransport
+from omnivoice_twilio import compute_signature
+from omnivoice_twilio.transport import TwilioTransport
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -109,7 +110,8 @@ async def test_the_caller_hears_its_own_speech_and_marks_track_the_playback(
     assert 550 <= voiced_ms(pcm) <= 800  # the 600 ms of speech, played back once
     loud = np.flatnonzero(np.abs(pcm) > 1000)
     assert abs(dominant_hz(pcm[loud[0] : loud[-1]]) - 300) < 15
-    assert report.latencies_ms and report.latencies_ms[0] >= 600  # after the caller's pause
+    assert report.latencies_ms
+    assert report.latencies_ms[0] >= 600  # after the caller's pause
     assert report.clears == 0
     # Every mark came back once its audio had played, and says exactly how much had.
     assert report.marks_received == report.marks_acknowledged > 0
@@ -135,7 +137,8 @@ async def test_barge_in_clears_the_line_and_no_queued_frame_follows(
     clear = report.received.index("clear")
     before = [m for m in report.received[:clear] if isinstance(m, bytes)]
     after = [m for m in report.received[clear:] if isinstance(m, bytes)]
-    assert before and after
+    assert before
+    assert after
     assert abs(dominant_hz(decode(b"".join(before))) - 300) < 15
     # Nothing of the interrupted reply comes after the clear: only the next one (700 Hz).
     for payload in after:
@@ -206,6 +209,17 @@ async def test_signatures_are_required_when_a_secret_is_set() -> None:
         assert report.frames_received > 0  # the signed call was served
 
 
+async def _drain(ws: WebSocket) -> None:
+    while True:
+        await ws.receive()
+
+
+async def _health(base: str) -> dict[str, Any]:
+    async with httpx.AsyncClient() as http:
+        document: dict[str, Any] = (await http.get(f"{base}/healthz")).json()
+        return document
+
+
 async def _bad_stream(url: str, frames: list[str], *, expect_close: int | None) -> None:
     """Open a stream, send ``frames``; check the gateway closes it, or keeps it open."""
     async with connect(url) as ws:
@@ -218,8 +232,7 @@ async def _bad_stream(url: str, frames: list[str], *, expect_close: int | None) 
             assert closed.value.code in (1000, 1006)
         else:
             with anyio.fail_after(10), pytest.raises(ConnectionClosed) as closed:
-                while True:
-                    await ws.receive()
+                await _drain(ws)
             assert closed.value.code == expect_close
             assert closed.value.reason
 
@@ -237,7 +250,7 @@ async def test_bad_input_is_counted_and_never_disturbs_another_call(gateway: str
         ([*start, "x" * (64 * 1024 + 1)], 1009),
         ([side.connected(), json.dumps({"event": "start", "start": {}})], 1008),
     ]
-    before = httpx.get(f"{gateway}/healthz").json()["calls"]["bad_frames"]
+    before = (await _health(gateway))["calls"]["bad_frames"]
     audio, voiced = mulaw(silence(0.2), tone(0.6, 300), silence(0.2))
     async with anyio.create_task_group() as tasks:
         results: list[tuple[CallReport, bytes]] = []
@@ -251,7 +264,7 @@ async def test_bad_input_is_counted_and_never_disturbs_another_call(gateway: str
     ((report, heard),) = results
     assert 550 <= voiced_ms(decode(heard)) <= 800  # the concurrent call was served whole
     assert report.close_code is None
-    after = httpx.get(f"{gateway}/healthz").json()["calls"]["bad_frames"]
+    after = (await _health(gateway))["calls"]["bad_frames"]
     for reason in (
         "malformed_json",
         "unknown_event",
