@@ -29,6 +29,9 @@ class FunctionDeclaration:
         factory=lambda: {"type": "object", "properties": {}}
     )
     """The arguments, as a JSON-schema object."""
+    must_complete: bool = False
+    """Run to the end even if the caller interrupts the response that called it (for
+    functions with side effects, like placing an order). Others are cancelled."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +52,8 @@ class ProcessConfig:
     on_function_call: FunctionCallHandler | None = attrs.field(default=None, eq=False)
     """Runs each function call; see :data:`FunctionCallHandler`."""
     temperature: float | None = None
+    function_timeout: float = 10.0
+    """Seconds one function call may take; then the model is told it timed out."""
     extensions: Mapping[str, Any] = attrs.field(factory=dict)
     """Provider-specific settings, keyed by option name."""
 
