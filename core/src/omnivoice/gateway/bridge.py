@@ -32,6 +32,7 @@ from omnivoice.realtime.provider import (
     FunctionCall,
     Provider,
     ProviderError,
+    ProviderSwitched,
     RealtimeSession,
     SpeechStarted,
     SpeechStopped,
@@ -343,6 +344,14 @@ class RealtimeBridge:
             )
         elif isinstance(event, ProviderError):
             self._error(event.error, fatal=event.fatal)
+        elif isinstance(event, ProviderSwitched):
+            self._metrics.provider_switches += 1
+            self._emit(
+                EventType.PROVIDER_SWITCHED,
+                previous=event.previous,
+                current=event.current,
+                reason=event.reason,
+            )
         else:
             self._error(OmnivoiceError(f"unknown provider event {event!r}"), fatal=False)
 

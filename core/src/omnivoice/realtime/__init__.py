@@ -9,6 +9,7 @@ from omnivoice.errors import (
 )
 from omnivoice.realtime.types import (
     AudioChunk,
+    ConversationItem,
     FunctionCallHandler,
     FunctionDeclaration,
     ProcessConfig,
@@ -19,6 +20,7 @@ __all__ = [
     "AudioChunk",
     "AuthFailedError",
     "ConnectionFailedError",
+    "ConversationItem",
     "FunctionCallHandler",
     "FunctionDeclaration",
     "ModelUnavailableError",

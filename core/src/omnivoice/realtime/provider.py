@@ -32,6 +32,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "ProviderEvent",
+    "ProviderSwitched",
     "RealtimeSession",
     "SpeechStarted",
     "SpeechStopped",
@@ -79,8 +80,24 @@ class ProviderError:
     fatal: bool = False
 
 
+@attrs.frozen
+class ProviderSwitched:
+    """The call moved to another provider session (a fallback client's failover)."""
+
+    previous: str
+    current: str
+    reason: str
+
+
 ProviderEvent: TypeAlias = (
-    AudioChunk | Transcript | SpeechStarted | SpeechStopped | FunctionCall | Usage | ProviderError
+    AudioChunk
+    | Transcript
+    | SpeechStarted
+    | SpeechStopped
+    | FunctionCall
+    | Usage
+    | ProviderError
+    | ProviderSwitched
 )
 """What a session yields. ``AudioChunk.is_final`` marks the end of one response's audio."""
 

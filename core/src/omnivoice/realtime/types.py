@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import attrs
 
 __all__ = [
     "AudioChunk",
+    "ConversationItem",
     "FunctionCallHandler",
     "FunctionDeclaration",
     "ProcessConfig",
@@ -42,6 +43,14 @@ class FunctionDeclaration:
 
 
 @attrs.frozen
+class ConversationItem:
+    """One earlier utterance of the conversation, given to a new session as context."""
+
+    role: Literal["user", "agent"]
+    text: str
+
+
+@attrs.frozen
 class ProcessConfig:
     """How one call's conversation is set up. Values left ``None`` keep provider defaults."""
 
@@ -56,6 +65,9 @@ class ProcessConfig:
     """Seconds one function call may take; then the model is told it timed out."""
     extensions: Mapping[str, Any] = attrs.field(factory=dict)
     """Provider-specific settings, keyed by option name."""
+    history: tuple[ConversationItem, ...] = attrs.field(default=(), converter=tuple)
+    """The conversation so far, for a session that takes over a call (failover, renewal):
+    providers replay it as context before the caller's next words."""
 
 
 @attrs.frozen
