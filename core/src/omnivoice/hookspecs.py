@@ -131,6 +131,17 @@ def call_started(call: CallInfo) -> None:
 
 
 @hookspec
+def call_event(call: CallInfo, event: Any) -> None:
+    """Observe one event of a call as it happens (an ``omnivoice.gateway.Event``).
+
+    Called for every event of every call (speech started, transcripts, interruptions,
+    function calls, errors...; never per audio frame), synchronously in the call's task:
+    keep it quick. Exceptions are logged and counted; they never affect the call.
+    The return value is ignored.
+    """
+
+
+@hookspec
 def call_ended(call: CallInfo, transcript: Any, metrics: Any) -> None:
     """Observe the end of a call, with its transcript and metrics.
 

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
-
 @hookimpl
 def register_commands(subparsers: Subparsers) -> None:
     serve = subparsers.add_parser(
@@ -33,7 +32,8 @@ def register_commands(subparsers: Subparsers) -> None:
     serve.add_argument(
         "app",
         nargs="?",
-        help="module:attribute naming a Gateway, or a function that returns one",
+        help="module:attribute naming a gateway Config (or a Gateway), or a function "
+        "that returns one",
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080, help="0 picks a free port")
@@ -49,6 +49,7 @@ def register_commands(subparsers: Subparsers) -> None:
     serve.add_argument(
         "--mark-every", type=int, default=5, help="frames between playback marks (1: exact)"
     )
+    serve.add_argument("--records", metavar="DIR", help="write a call record per call here")
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(handler=_serve)
 
@@ -92,6 +93,8 @@ def _serve(args: argparse.Namespace) -> int:
         )
     if args.public_url:
         gateway.public_url = args.public_url
+    if args.records:
+        gateway.write_records(args.records)
 
     def ready(url: str) -> None:
         mounts = ", ".join(f"/{name}/voice /{name}/media" for name in gateway.transports)
@@ -102,6 +105,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _load_app(spec: str) -> Gateway:
+    from omnivoice.gateway.config import Config
     from omnivoice.gateway.server import Gateway
 
     module_name, _, attribute = spec.partition(":")
@@ -109,9 +113,11 @@ def _load_app(spec: str) -> Gateway:
         raise SystemExit(f"omnivoice: APP must look like module:attribute, not {spec!r}")
     sys.path.insert(0, "")
     target: Any = getattr(importlib.import_module(module_name), attribute)
-    app = target() if callable(target) and not isinstance(target, Gateway) else target
+    app = target() if callable(target) and not isinstance(target, (Gateway, Config)) else target
+    if isinstance(app, Config):
+        return Gateway.from_config(app)
     if not isinstance(app, Gateway):
-        raise SystemExit(f"omnivoice: {spec} is a {type(app).__name__}, not a Gateway")
+        raise SystemExit(f"omnivoice: {spec} is a {type(app).__name__}, not a Config or Gateway")
     return app
 
 

@@ -118,7 +118,7 @@ class _EchoSession:
                 if quiet_run >= self._quiet_frames_to_end or len(utterance) >= self._max_frames:
                     # Play the speech back without the pause that ended it (keep 40 ms).
                     keep = len(utterance) - max(0, quiet_run - 2)
-                    yield SpeechStopped()
+                    yield SpeechStopped(trailing_silence_ms=20 * quiet_run)
                     yield AudioChunk(b"".join(utterance[:keep]), is_final=True)
                     utterance = []
                     voiced_run = 0

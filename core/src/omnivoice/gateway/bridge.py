@@ -124,7 +124,7 @@ class RealtimeBridge:
         self._audio_in: MemoryObjectSendStream[bytes] | None = None
         self._audio_out: MemoryObjectReceiveStream[_Queued] | None = None
         self._task_group: TaskGroup | None = None
-        self._started_at = 0.0
+        self._started_at: float | None = None
         self._generation = 0
         """Bumped by each interruption: queued audio of an older generation is dropped."""
         self._response: _Response | None = None
@@ -327,7 +327,7 @@ class RealtimeBridge:
             self._user_started()
             await self._interrupt(reason="barge-in")
         elif isinstance(event, SpeechStopped):
-            self._user_stopped()
+            self._user_stopped(event.trailing_silence_ms)
         elif isinstance(event, FunctionCall):
             self._metrics.function_calls += 1
             self._emit(
@@ -431,8 +431,8 @@ class RealtimeBridge:
         self._turns.append(self._user_turn)
         self._emit(EventType.USER_SPEECH_STARTED)
 
-    def _user_stopped(self) -> None:
-        now = self._now()
+    def _user_stopped(self, trailing_silence_ms: int) -> None:
+        now = round(max(0.0, self._now() - trailing_silence_ms / 1000), 4)
         turn = self._user_turn
         if turn is not None and turn.end is None:
             turn.end = now
@@ -492,6 +492,8 @@ class RealtimeBridge:
         self._log.emit(Event(type_, self._now(), data))
 
     def _now(self) -> float:
+        if self._started_at is None:  # never opened
+            return 0.0
         return round(self._clock() - self._started_at, 4)  # 0.1 ms is plenty for records
 
     def _ms(self, n_bytes: int) -> int:

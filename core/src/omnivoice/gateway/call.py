@@ -154,6 +154,7 @@ async def run_call(
     stats.total += 1
     try:
         await _serve(socket, transport, protocol, sessions, call_id, registry, settings, clock)
+        await _close(socket, 1000, "call ended")
     except Exception as raised:
         # Task groups wrap what their tasks raise: look at the failure itself.
         exc = _leaf(raised)
@@ -214,6 +215,7 @@ async def _serve(
     bridge = RealtimeBridge(
         provider, config, start.media_format, codec=settings.codec, playback=line, clock=clock
     )
+    bridge.subscribe(lambda event: registry.notify("call_event", call=call, event=event))
     try:
         async with bridge, anyio.create_task_group() as tasks:
             tasks.start_soon(line.pace)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -21,7 +22,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from omnivoice.errors import OmnivoiceError
 from omnivoice.gateway.call import CallSettings, CallStats, SessionFactory, run_call
+from omnivoice.gateway.config import Config, PipelineMode
+from omnivoice.gateway.records import CallRecords
 from omnivoice.plugins import Registry, get_registry
 from omnivoice.realtime.provider import Provider
 from omnivoice.realtime.types import ProcessConfig
@@ -66,6 +70,43 @@ class Gateway:
             return provider, config
 
         return cls(sessions, **options)
+
+    @classmethod
+    def from_config(cls, config: Config, *, registry: Registry | None = None) -> Gateway:
+        """The gateway a :class:`~omnivoice.gateway.config.Config` describes."""
+        registry = registry if registry is not None else get_registry()
+        if config.mode is not PipelineMode.REALTIME:
+            raise OmnivoiceError(f"pipeline mode {config.mode.value!r} is not available")
+        realtime = config.realtime
+        provider = _provider(registry, realtime.provider, realtime.factory_options())
+        if realtime.fallbacks:
+            from omnivoice.realtime.client import Client
+
+            fallbacks = [_provider(registry, p, {}) for p in realtime.fallbacks]
+            provider = Client(provider, *fallbacks)
+        installed = _installed_transports(registry)
+        if config.transports is not None:
+            missing = set(config.transports) - set(installed)
+            for name in sorted(missing):
+                registry.get(Kind.TRANSPORT, name)  # raises, saying what to install
+            installed = {name: installed[name] for name in config.transports}
+        gateway = cls.for_provider(
+            provider,
+            realtime.process_config(),
+            registry=registry,
+            transports=installed,
+            public_url=config.public_url,
+            settings=CallSettings(lead_ms=config.lead_ms, mark_every=config.mark_every),
+        )
+        if config.records is not None:
+            gateway.write_records(config.records)
+        return gateway
+
+    def write_records(self, directory: str | Path) -> CallRecords:
+        """Write a call record for every call into ``directory`` (see :mod:`.records`)."""
+        records = CallRecords(directory)
+        self.registry.manager.register(records, name=f"call-records:{directory}")
+        return records
 
     # --- the ASGI application -----------------------------------------------------------
 
@@ -224,6 +265,13 @@ class _StarletteSocket:
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         await self._websocket.close(code, reason)
+
+
+def _provider(registry: Registry, provider: str | Provider, options: dict[str, Any]) -> Provider:
+    if isinstance(provider, Provider):
+        return provider
+    created: Provider = registry.create(Kind.REALTIME, provider, **options)
+    return created
 
 
 def _installed_transports(registry: Registry) -> dict[str, Transport]:

@@ -49,6 +49,10 @@ class SpeechStarted:
 class SpeechStopped:
     """The caller stopped speaking (the end of the user's turn, as the provider sees it)."""
 
+    trailing_silence_ms: int = 0
+    """How long ago the speech really ended: a detector reports the end of speech only
+    after some silence. Response latency is measured from the real end."""
+
 
 @attrs.frozen
 class FunctionCall:

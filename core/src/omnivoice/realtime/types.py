@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal, TypeAlias
 
 import attrs
@@ -50,6 +50,14 @@ class ConversationItem:
     text: str
 
 
+def _functions(values: Iterable[FunctionDeclaration]) -> tuple[FunctionDeclaration, ...]:
+    return tuple(values)
+
+
+def _history(values: Iterable[ConversationItem]) -> tuple[ConversationItem, ...]:
+    return tuple(values)
+
+
 @attrs.frozen
 class ProcessConfig:
     """How one call's conversation is set up. Values left ``None`` keep provider defaults."""
@@ -57,7 +65,7 @@ class ProcessConfig:
     instructions: str | None = None
     """The system prompt."""
     voice: str | None = None
-    functions: tuple[FunctionDeclaration, ...] = attrs.field(default=(), converter=tuple)
+    functions: tuple[FunctionDeclaration, ...] = attrs.field(default=(), converter=_functions)
     on_function_call: FunctionCallHandler | None = attrs.field(default=None, eq=False)
     """Runs each function call; see :data:`FunctionCallHandler`."""
     temperature: float | None = None
@@ -65,7 +73,7 @@ class ProcessConfig:
     """Seconds one function call may take; then the model is told it timed out."""
     extensions: Mapping[str, Any] = attrs.field(factory=dict)
     """Provider-specific settings, keyed by option name."""
-    history: tuple[ConversationItem, ...] = attrs.field(default=(), converter=tuple)
+    history: tuple[ConversationItem, ...] = attrs.field(default=(), converter=_history)
     """The conversation so far, for a session that takes over a call (failover, renewal):
     providers replay it as context before the caller's next words."""
 

@@ -60,7 +60,8 @@ class SimulatedPhone:
 
     ``audio`` is the caller's speech in ``media_format``; ``voiced`` flags each of its
     20 ms frames as speech or not (for the latency figures). After the audio, the phone
-    stays on the line sending silence for ``linger_s`` seconds, then hangs up. ``clock``
+    stays on the line sending silence for ``linger_s`` seconds, then sends ``stop`` and
+    waits up to ``hangup_timeout_s`` for the gateway to close the stream. ``clock``
     must be the event loop's (frames are scheduled with :func:`anyio.sleep_until`).
     """
 
@@ -74,6 +75,7 @@ class SimulatedPhone:
         voiced: Sequence[bool] = (),
         headers: Mapping[str, str] | None = None,
         linger_s: float = 3.0,
+        hangup_timeout_s: float = 5.0,
         dtmf: Mapping[float, str] | None = None,
         custom_parameters: Mapping[str, str] | None = None,
         clock: Callable[[], float] = anyio.current_time,
@@ -88,6 +90,7 @@ class SimulatedPhone:
         self.voiced = list(voiced)
         self.headers = dict(headers or {})
         self.linger_s = linger_s
+        self.hangup_timeout_s = hangup_timeout_s
         self.dtmf = dict(dtmf or {})
         self.report = CallReport()
         self.heard = bytearray()
@@ -128,6 +131,8 @@ class SimulatedPhone:
                 self._last_voiced_at = self._clock()
                 self._awaiting_reply = True
         await ws.send(self.side.stop())
+        # The gateway closes the stream once the call is over; give it a few seconds.
+        await anyio.sleep(self.hangup_timeout_s)
         call.cancel()
 
     async def _listen(self, ws: WebSocket) -> None:

@@ -1,0 +1,93 @@
+"""The gateway's configuration, in the seed's words: ``Config`` and ``RealtimeConfig``.
+
+``omnivoice serve module:config`` serves a :class:`Config` (or a function returning one)::
+
+    config = Config(
+        mode=PipelineMode.REALTIME,
+        realtime=RealtimeConfig(provider="openai", voice="marin", instructions="..."),
+    )
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from omnivoice.realtime.provider import Provider
+from omnivoice.realtime.types import (
+    FunctionCallHandler,
+    FunctionDeclaration,
+    ProcessConfig,
+    _functions,
+)
+
+__all__ = ["Config", "PipelineMode", "RealtimeConfig"]
+
+
+class PipelineMode(enum.Enum):
+    """How calls are served."""
+
+    REALTIME = "realtime"
+    """A voice-to-voice provider."""
+    TEXT = "text"
+    """Speech-to-text, an LLM and text-to-speech."""
+
+
+def _providers(values: Iterable[str | Provider]) -> tuple[str | Provider, ...]:
+    return tuple(values)
+
+
+@attrs.frozen
+class RealtimeConfig:
+    """A voice-to-voice provider and how it talks.
+
+    ``provider`` is a registered name (``"openai"``, ``"echo"``...) or a Provider object;
+    ``fallbacks`` are tried in order when it fails (see :class:`omnivoice.realtime.Client`).
+    ``api_key``, ``model`` and ``voice`` are passed to a named provider's factory when set,
+    with ``options``; ``voice`` and the rest also go into each call's ProcessConfig.
+    """
+
+    provider: str | Provider = "echo"
+    api_key: str | None = None
+    model: str | None = None
+    voice: str | None = None
+    instructions: str | None = None
+    functions: tuple[FunctionDeclaration, ...] = attrs.field(default=(), converter=_functions)
+    on_function_call: FunctionCallHandler | None = attrs.field(default=None, eq=False)
+    temperature: float | None = None
+    fallbacks: tuple[str | Provider, ...] = attrs.field(default=(), converter=_providers)
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+    """More keyword arguments for a named provider's factory."""
+
+    def process_config(self) -> ProcessConfig:
+        return ProcessConfig(
+            instructions=self.instructions,
+            voice=self.voice,
+            functions=self.functions,
+            on_function_call=self.on_function_call,
+            temperature=self.temperature,
+        )
+
+    def factory_options(self) -> dict[str, Any]:
+        given = {"api_key": self.api_key, "model": self.model, "voice": self.voice}
+        return {**{k: v for k, v in given.items() if v is not None}, **self.options}
+
+
+@attrs.frozen
+class Config:
+    """Everything ``omnivoice serve`` needs to serve calls."""
+
+    mode: PipelineMode = PipelineMode.REALTIME
+    realtime: RealtimeConfig = attrs.field(factory=RealtimeConfig)
+    public_url: str | None = None
+    """The https:// address carriers reach the gateway at."""
+    transports: tuple[str, ...] | None = None
+    """Transports to mount (default: every installed one)."""
+    records: str | Path | None = None
+    """Write a call record per call into this directory."""
+    lead_ms: int = 100
+    mark_every: int = 5
