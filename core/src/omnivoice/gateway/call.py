@@ -148,130 +148,143 @@ async def run_call(
     """Serve one call on an accepted media socket until it ends. Never raises for the
     call's own failures: they are logged, counted and end this call only."""
     stats = stats if stats is not None else CallStats()
-    protocol = transport.new_protocol()
-    call_id = f"call-{next(_call_ids)}"
+    call = _Call(socket, transport, sessions, registry, settings, clock)
     stats.active += 1
     stats.total += 1
     try:
-        await _serve(socket, transport, protocol, sessions, call_id, registry, settings, clock)
+        await call.serve()
         await _close(socket, 1000, "call ended")
     except Exception as raised:
         # Task groups wrap what their tasks raise: look at the failure itself.
         exc = _leaf(raised)
         if isinstance(exc, ProtocolError):
             stats.protocol_errors += 1
-            log.warning("%s (%s): closing: %s", call_id, transport.name, exc)
+            log.warning("%s (%s): closing: %s", call.id, transport.name, exc)
             await _close(socket, exc.close_code, str(exc))
         elif isinstance(exc, ConnectionFailedError):
             stats.provider_failures += 1
-            log.error("%s (%s): provider unavailable: %s", call_id, transport.name, exc)
+            log.error("%s (%s): provider unavailable: %s", call.id, transport.name, exc)
             await _close(socket, 1011, f"provider unavailable: {type(exc).__name__}")
         elif isinstance(exc, OmnivoiceError):
-            log.error("%s (%s): %s", call_id, transport.name, exc)
+            log.error("%s (%s): %s", call.id, transport.name, exc)
             await _close(socket, 1011, type(exc).__name__)
         else:
             stats.internal_errors += 1
-            log.exception("%s (%s): unexpected failure", call_id, transport.name)
+            log.exception("%s (%s): unexpected failure", call.id, transport.name)
             await _close(socket, 1011, "internal error")
     finally:
         stats.active -= 1
-        stats.add_frames(protocol)
+        stats.add_frames(call.protocol)
 
 
-async def _serve(
-    socket: CarrierSocket,
-    transport: Transport,
-    protocol: StreamProtocol,
-    sessions: SessionFactory,
-    call_id: str,
-    registry: Registry,
-    settings: CallSettings,
-    clock: Callable[[], float],
-) -> None:
-    frames = aiter(socket)
-    start = await _wait_for_start(frames, protocol)
-    if start is None:
-        return  # the carrier left before the stream started
-    provider, config = await sessions(start)
-    call = CallInfo(
-        call_id=call_id,
-        transport=transport.name,
-        provider=provider.name,
-        carrier_call_id=start.call_id,
-        stream_id=start.stream_id,
-        started_at=time.time(),
-        parameters=dict(start.custom_parameters),
-    )
-    log.info(
-        "%s: %s stream %s started, provider %s",
-        call_id,
-        transport.name,
-        start.stream_id,
-        provider.name,
-    )
-    registry.notify("call_started", call=call)
-    playout = Playout(start.media_format, lead_ms=settings.lead_ms, mark_every=settings.mark_every)
-    line = _Line(socket, protocol, playout, clock)
-    bridge = RealtimeBridge(
-        provider, config, start.media_format, codec=settings.codec, playback=line, clock=clock
-    )
-    bridge.subscribe(lambda event: registry.notify("call_event", call=call, event=event))
-    try:
-        async with bridge, anyio.create_task_group() as tasks:
-            tasks.start_soon(line.pace)
-            tasks.start_soon(_forward, bridge, line, tasks.cancel_scope)
-            await _receive(frames, protocol, bridge, line, call_id)
-            tasks.cancel_scope.cancel()
-    finally:
-        registry.notify(
-            "call_ended", call=call, transcript=bridge.transcript(), metrics=bridge.metrics()
+class _Call:
+    """One call's state: what ``run_call`` serves."""
+
+    def __init__(
+        self,
+        socket: CarrierSocket,
+        transport: Transport,
+        sessions: SessionFactory,
+        registry: Registry,
+        settings: CallSettings,
+        clock: Callable[[], float],
+    ) -> None:
+        self.id = f"call-{next(_call_ids)}"
+        self.socket = socket
+        self.transport = transport
+        self.protocol = transport.new_protocol()
+        self.sessions = sessions
+        self.registry = registry
+        self.settings = settings
+        self.clock = clock
+        self.frames = aiter(socket)
+
+    async def serve(self) -> None:
+        try:
+            start = await self._wait_for_start()
+            if start is not None:  # else the carrier left before the stream started
+                await self._converse(start)
+        finally:
+            close = getattr(self.frames, "aclose", None)  # a generator's cleanup runs now
+            if close is not None:
+                with anyio.CancelScope(shield=True):
+                    await close()
+
+    async def _wait_for_start(self) -> Start | None:
+        async for frame in self.frames:
+            event = self.protocol.receive(frame)
+            if isinstance(event, Start):
+                return event
+            if isinstance(event, Stop):
+                return None
+        return None
+
+    async def _converse(self, start: Start) -> None:
+        provider, config = await self.sessions(start)
+        info = CallInfo(
+            call_id=self.id,
+            transport=self.transport.name,
+            provider=provider.name,
+            carrier_call_id=start.call_id,
+            stream_id=start.stream_id,
+            started_at=time.time(),
+            parameters=dict(start.custom_parameters),
         )
-        log.info("%s: ended", call_id)
-
-
-async def _wait_for_start(
-    frames: AsyncIterator[str | bytes], protocol: StreamProtocol
-) -> Start | None:
-    async for frame in frames:
-        event = protocol.receive(frame)
-        if isinstance(event, Start):
-            return event
-        if isinstance(event, Stop):
-            return None
-    return None
-
-
-async def _forward(bridge: RealtimeBridge, line: _Line, call: anyio.CancelScope) -> None:
-    async for chunk in bridge.audio():
-        line.push(chunk.audio, chunk.is_final)
-    # The provider's session is over: so is the call.
-    call.cancel()
-
-
-async def _receive(
-    frames: AsyncIterator[str | bytes],
-    protocol: StreamProtocol,
-    bridge: RealtimeBridge,
-    line: _Line,
-    call_id: str,
-) -> None:
-    async for frame in frames:
-        event = protocol.receive(frame)
-        if isinstance(event, Media):
-            if event.track == "inbound":
-                await bridge.send_audio(event.payload)
-        elif isinstance(event, Mark):
-            played = line.playout.acknowledge(event.name, line.clock())
-            if played is not None:
-                bridge.playback_finished(played.heard_ms)
-        elif isinstance(event, Dtmf):
-            bridge.dtmf(event.digit)
-        elif isinstance(event, Stop):
-            return
-        elif isinstance(event, CarrierError):
-            log.warning(
-                "%s: carrier error %s %s: %s", call_id, event.code, event.title, event.detail
+        log.info(
+            "%s: %s stream %s started, provider %s",
+            *(self.id, self.transport.name, start.stream_id, provider.name),
+        )
+        self.registry.notify("call_started", call=info)
+        settings = self.settings
+        playout = Playout(
+            start.media_format, lead_ms=settings.lead_ms, mark_every=settings.mark_every
+        )
+        line = _Line(self.socket, self.protocol, playout, self.clock)
+        bridge = RealtimeBridge(
+            provider,
+            config,
+            start.media_format,
+            codec=settings.codec,
+            playback=line,
+            clock=self.clock,
+        )
+        bridge.subscribe(lambda event: self.registry.notify("call_event", call=info, event=event))
+        try:
+            async with bridge, anyio.create_task_group() as tasks:
+                tasks.start_soon(line.pace)
+                tasks.start_soon(self._forward, bridge, line, tasks.cancel_scope)
+                await self._receive(bridge, line)
+                tasks.cancel_scope.cancel()
+        finally:
+            self.registry.notify(
+                "call_ended", call=info, transcript=bridge.transcript(), metrics=bridge.metrics()
             )
+            log.info("%s: ended", self.id)
+
+    @staticmethod
+    async def _forward(bridge: RealtimeBridge, line: _Line, call: anyio.CancelScope) -> None:
+        async for chunk in bridge.audio():
+            line.push(chunk.audio, chunk.is_final)
+        call.cancel()  # the provider's session is over: so is the call
+
+    async def _receive(self, bridge: RealtimeBridge, line: _Line) -> None:
+        async for frame in self.frames:
+            event = self.protocol.receive(frame)
+            if isinstance(event, Media):
+                if event.track == "inbound":
+                    await bridge.send_audio(event.payload)
+            elif isinstance(event, Mark):
+                played = line.playout.acknowledge(event.name, line.clock())
+                if played is not None:
+                    bridge.playback_finished(played.heard_ms)
+            elif isinstance(event, Dtmf):
+                bridge.dtmf(event.digit)
+            elif isinstance(event, Stop):
+                return
+            elif isinstance(event, CarrierError):
+                log.warning(
+                    "%s: carrier error %s %s: %s", self.id, event.code, event.title, event.detail
+                )
 
 
 def _leaf(exc: BaseException) -> BaseException:
