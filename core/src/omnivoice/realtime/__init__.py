@@ -7,6 +7,17 @@ from omnivoice.errors import (
     RateLimitedError,
     SessionClosedError,
 )
+from omnivoice.realtime.provider import (
+    FunctionCall,
+    Provider,
+    ProviderError,
+    ProviderEvent,
+    ProviderSwitched,
+    RealtimeSession,
+    SpeechStarted,
+    SpeechStopped,
+    Usage,
+)
 from omnivoice.realtime.types import (
     AudioChunk,
     ConversationItem,
@@ -21,11 +32,20 @@ __all__ = [
     "AuthFailedError",
     "ConnectionFailedError",
     "ConversationItem",
+    "FunctionCall",
     "FunctionCallHandler",
     "FunctionDeclaration",
     "ModelUnavailableError",
     "ProcessConfig",
+    "Provider",
+    "ProviderError",
+    "ProviderEvent",
+    "ProviderSwitched",
     "RateLimitedError",
+    "RealtimeSession",
     "SessionClosedError",
+    "SpeechStarted",
+    "SpeechStopped",
     "Transcript",
+    "Usage",
 ]
