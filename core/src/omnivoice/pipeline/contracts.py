@@ -1,0 +1,121 @@
+"""What speech-to-text, LLM and text-to-speech providers implement for the text pipeline.
+
+The pipeline (:mod:`omnivoice.pipeline`) assembles one of each into a realtime
+:class:`~omnivoice.realtime.provider.Provider`. Plugins register them through the
+``register_stt_providers``, ``register_llm_providers`` and ``register_tts_providers`` hooks.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Literal, TypeAlias
+
+import attrs
+
+from omnivoice.audio.format import AudioFormat
+from omnivoice.realtime.provider import SpeechStarted, SpeechStopped
+from omnivoice.realtime.types import FunctionDeclaration, Transcript
+
+__all__ = [
+    "LanguageModel",
+    "Message",
+    "STTEvent",
+    "SpeechToText",
+    "TextDelta",
+    "TextToSpeech",
+    "ToolCall",
+]
+
+STTEvent: TypeAlias = Transcript | SpeechStarted | SpeechStopped
+"""What a recognition stream yields: partial and final transcripts of the caller
+(``is_input=True``), and the start and end of speech as the recogniser's endpointing sees
+it (``SpeechStopped`` ends the caller's turn)."""
+
+
+class SpeechToText(abc.ABC):
+    """Streaming speech recognition."""
+
+    name: str = "stt"
+    accepts: tuple[AudioFormat, ...] = ()
+    """Input formats, preferred first."""
+
+    @abc.abstractmethod
+    def transcribe(
+        self, audio_in: AsyncIterable[bytes], *, audio_format: AudioFormat
+    ) -> AbstractAsyncContextManager[AsyncIterator[STTEvent]]:
+        """Open a recognition stream over the caller's audio (in ``audio_format``, one of
+        :attr:`accepts`). Raises a ``ConnectionFailedError`` on entry if it cannot open."""
+
+    async def aclose(self) -> None:  # noqa: B027 - most hold nothing between calls
+        """Release what the provider holds between calls."""
+
+
+@attrs.frozen
+class ToolCall:
+    """The model asks for a function call."""
+
+    id: str
+    name: str
+    arguments: str
+    """JSON text."""
+
+
+@attrs.frozen
+class Message:
+    """One message of the conversation given to the model."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    """For ``assistant`` messages that called functions."""
+    tool_call_id: str | None = None
+    """For ``tool`` messages: the call this is the result of."""
+
+
+@attrs.frozen
+class TextDelta:
+    """The next piece of the model's answer."""
+
+    text: str
+
+
+class LanguageModel(abc.ABC):
+    """A chat model that streams its answer."""
+
+    name: str = "llm"
+
+    @abc.abstractmethod
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[FunctionDeclaration] = (),
+        temperature: float | None = None,
+    ) -> AsyncIterator[TextDelta | ToolCall]:
+        """Answer the conversation: text as it is generated, then any tool calls.
+
+        Cancelling the iteration (barge-in) must stop the generation."""
+
+    async def aclose(self) -> None:  # noqa: B027 - most hold nothing between calls
+        """Release what the provider holds between calls."""
+
+
+class TextToSpeech(abc.ABC):
+    """Speech synthesis that streams its audio."""
+
+    name: str = "tts"
+    produces: tuple[AudioFormat, ...] = ()
+    """Output formats, preferred first."""
+
+    @abc.abstractmethod
+    def synthesize(
+        self, text: str, *, audio_format: AudioFormat, voice: str | None = None
+    ) -> AsyncIterator[bytes]:
+        """Speak ``text`` (one sentence or more) in ``audio_format`` (one of
+        :attr:`produces`), yielding audio as it is made. Cancelling the iteration
+        (barge-in) must stop the synthesis."""
+
+    async def aclose(self) -> None:  # noqa: B027 - most hold nothing between calls
+        """Release what the provider holds between calls."""
