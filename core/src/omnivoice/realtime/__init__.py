@@ -7,6 +7,7 @@ from omnivoice.errors import (
     RateLimitedError,
     SessionClosedError,
 )
+from omnivoice.realtime.client import Client
 from omnivoice.realtime.provider import (
     FunctionCall,
     Provider,
@@ -30,6 +31,7 @@ from omnivoice.realtime.types import (
 __all__ = [
     "AudioChunk",
     "AuthFailedError",
+    "Client",
     "ConnectionFailedError",
     "ConversationItem",
     "FunctionCall",
