@@ -150,6 +150,24 @@ async def test_barge_in_clears_the_line_and_no_queued_frame_follows(
     assert voiced_ms(pcm) < 1000 + 650
 
 
+async def test_a_phone_that_takes_turns_waits_for_each_reply(gateway: str) -> None:
+    turns = [mulaw(tone(0.4, 300))[0], mulaw(tone(0.4, 500))[0]]
+    phone = SimulatedPhone(
+        media_url(gateway, "twilio"), TwilioTransport(), turns, TWILIO, linger_s=0.2, pause_s=0.3
+    )
+    with anyio.fail_after(30):
+        report = await phone.run()
+    assert report.clears == 0  # the caller never spoke over the agent
+    assert len(report.latencies_ms) == 2
+    # What the caller sent and heard line up frame by frame on the call's timeline.
+    assert len(phone.spoken) == report.frames_sent * 160
+    spoken, heard = decode(bytes(phone.spoken)), decode(bytes(phone.heard))
+    second_turn = np.flatnonzero(np.abs(spoken) > 1000)[-1]
+    first_reply = np.flatnonzero(np.abs(heard[:second_turn]) > 1000)
+    assert len(first_reply) > 0  # the first reply was heard before the second turn ended
+    assert abs(dominant_hz(heard[first_reply[0] : first_reply[-1]]) - 300) < 15
+
+
 async def test_signatures_are_required_when_a_secret_is_set() -> None:
     key = Ed25519PrivateKey.generate()
     public = base64.b64encode(key.public_key().public_bytes(KeyEncoding.Raw, PublicFormat.Raw))

@@ -58,23 +58,28 @@ class CallReport:
 class SimulatedPhone:
     """One call from a simulated caller.
 
-    ``audio`` is the caller's speech in ``media_format``; ``voiced`` flags each of its
-    20 ms frames as speech or not (for the latency figures). After the audio, the phone
-    stays on the line sending silence for ``linger_s`` seconds, then sends ``stop`` and
-    waits up to ``hangup_timeout_s`` for the gateway to close the stream. ``clock``
-    must be the event loop's (frames are scheduled with :func:`anyio.sleep_until`).
+    ``audio`` is the caller's speech in ``media_format``: one recording played straight
+    through, with ``voiced`` flagging each of its 20 ms frames as speech or not (for the
+    latency figures); or a list of utterances, one per turn, each followed by silence
+    until the agent's reply has played and ``pause_s`` passed (at most ``reply_timeout_s``).
+    After that the phone stays on the line sending silence for ``linger_s`` seconds, then
+    sends ``stop`` and waits up to ``hangup_timeout_s`` for the gateway to close the
+    stream. ``clock`` must be the event loop's (frames are scheduled with
+    :func:`anyio.sleep_until`).
     """
 
     def __init__(
         self,
         url: str,
         transport: Transport,
-        audio: bytes,
+        audio: bytes | Sequence[bytes],
         media_format: AudioFormat,
         *,
         voiced: Sequence[bool] = (),
         headers: Mapping[str, str] | None = None,
         linger_s: float = 3.0,
+        pause_s: float = 0.6,
+        reply_timeout_s: float = 10.0,
         hangup_timeout_s: float = 5.0,
         dtmf: Mapping[float, str] | None = None,
         custom_parameters: Mapping[str, str] | None = None,
@@ -90,50 +95,85 @@ class SimulatedPhone:
         self.voiced = list(voiced)
         self.headers = dict(headers or {})
         self.linger_s = linger_s
+        self.pause_s = pause_s
+        self.reply_timeout_s = reply_timeout_s
         self.hangup_timeout_s = hangup_timeout_s
-        self.dtmf = dict(dtmf or {})
+        self._pending_dtmf = sorted((dtmf or {}).items())
         self.report = CallReport()
         self.heard = bytearray()
         """The audio the caller heard, in ``media_format``, from the start of the call."""
+        self.spoken = bytearray()
+        """The audio the caller sent, in ``media_format``, from the start of the call."""
         self._clock = clock
         self._silence = _SILENCE[media_format.encoding] * self.frame_bytes
         self._queue: deque[bytes | str] = deque()  # audio chunks and mark names, in order
         self._last_voiced_at: float | None = None
         self._awaiting_reply = False
+        self._sent_frames = 0
+        self._start = 0.0
+        self._replied = False
+        """Agent audio arrived since the caller's last turn ended."""
+        self._last_heard_at = 0.0
 
     async def run(self) -> CallReport:
         """Make the call; return its report once the phone hung up or the gateway did."""
         async with connect(self.url, headers=list(self.headers.items())) as ws:
             await ws.send(self.side.connected())
             await ws.send(self.side.start())
-            start = self._clock()
+            self._start = self._clock()
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(self._play, ws, start)
-                tasks.start_soon(self._talk_then_hang_up, ws, start, tasks.cancel_scope)
+                tasks.start_soon(self._play, ws, self._start)
+                tasks.start_soon(self._talk_then_hang_up, ws, tasks.cancel_scope)
                 await self._listen(ws)
                 tasks.cancel_scope.cancel()
         return self.report
 
-    async def _talk_then_hang_up(
-        self, ws: WebSocket, start: float, call: anyio.CancelScope
-    ) -> None:
-        step = self.frame_bytes
-        frames = [self.audio[i : i + step] for i in range(0, len(self.audio), step)]
-        frames += [self._silence] * round(self.linger_s / _FRAME_S)
-        pending_dtmf = sorted(self.dtmf.items())
-        for index, frame in enumerate(frames):
-            await anyio.sleep_until(start + index * _FRAME_S)
-            while pending_dtmf and pending_dtmf[0][0] <= index * _FRAME_S:
-                await ws.send(self.side.dtmf(pending_dtmf.pop(0)[1]))
-            await ws.send(self.side.media(frame, timestamp_ms=index * 20))
-            self.report.frames_sent += 1
-            if index < len(self.voiced) and self.voiced[index]:
-                self._last_voiced_at = self._clock()
-                self._awaiting_reply = True
+    async def _talk_then_hang_up(self, ws: WebSocket, call: anyio.CancelScope) -> None:
+        if isinstance(self.audio, bytes):
+            for index, frame in enumerate(self._frames(self.audio)):
+                await self._send(ws, frame, index < len(self.voiced) and self.voiced[index])
+        else:
+            for turn in self.audio:
+                frames = self._frames(turn)
+                for index, frame in enumerate(frames):
+                    # The end of the utterance is the end of speech, for the latency.
+                    await self._send(ws, frame, voiced=index == len(frames) - 1)
+                self._replied = False
+                deadline = self._clock() + self.reply_timeout_s
+                while self._clock() < deadline and not self._reply_over():
+                    await self._send(ws, self._silence, voiced=False)
+        for _ in range(round(self.linger_s / _FRAME_S)):
+            await self._send(ws, self._silence, voiced=False)
         await ws.send(self.side.stop())
         # The gateway closes the stream once the call is over; give it a few seconds.
         await anyio.sleep(self.hangup_timeout_s)
         call.cancel()
+
+    def _frames(self, audio: bytes) -> list[bytes]:
+        step = self.frame_bytes
+        return [audio[i : i + step] for i in range(0, len(audio), step)]
+
+    def _reply_over(self) -> bool:
+        """The agent replied, everything it sent has played, and it has been quiet since."""
+        return (
+            self._replied
+            and not any(isinstance(item, bytes) for item in self._queue)
+            and self._clock() - self._last_heard_at >= self.pause_s
+        )
+
+    async def _send(self, ws: WebSocket, frame: bytes, voiced: bool) -> None:
+        """Send the next 20 ms frame at its time on the line."""
+        index = self._sent_frames
+        await anyio.sleep_until(self._start + index * _FRAME_S)
+        while self._pending_dtmf and self._pending_dtmf[0][0] <= index * _FRAME_S:
+            await ws.send(self.side.dtmf(self._pending_dtmf.pop(0)[1]))
+        await ws.send(self.side.media(frame, timestamp_ms=index * 20))
+        self.spoken += frame
+        self._sent_frames += 1
+        self.report.frames_sent += 1
+        if voiced:
+            self._last_voiced_at = self._clock()
+            self._awaiting_reply = True
 
     async def _listen(self, ws: WebSocket) -> None:
         try:
@@ -167,6 +207,7 @@ class SimulatedPhone:
         ):
             self.report.latencies_ms.append(round((now - self._last_voiced_at) * 1000, 1))
             self._awaiting_reply = False
+        self._replied = True
         self._queue.append(payload)
 
     async def _on_clear(self, ws: WebSocket) -> None:
@@ -191,6 +232,8 @@ class SimulatedPhone:
                 assert isinstance(name, str)
                 await self._acknowledge(ws, name)
             frame = self._take(self.frame_bytes)
+            if frame:
+                self._last_heard_at = self._clock()
             self.report.heard_ms += self._ms(len(frame))
             self.heard += frame + self._silence[len(frame) :]
 
