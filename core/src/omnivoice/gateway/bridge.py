@@ -340,7 +340,10 @@ class RealtimeBridge:
             self._metrics.input_tokens += event.input_tokens
             self._metrics.output_tokens += event.output_tokens
             self._emit(
-                EventType.USAGE, input_tokens=event.input_tokens, output_tokens=event.output_tokens
+                EventType.USAGE,
+                input_tokens=event.input_tokens,
+                output_tokens=event.output_tokens,
+                details=dict(event.details),
             )
         elif isinstance(event, ProviderError):
             self._error(event.error, fatal=event.fatal)
