@@ -2,20 +2,18 @@
 
 It plays the caller's speech back once the caller pauses, so an operator can check the
 phone wiring, the audio path both ways, barge-in and the round-trip latency without any
-AI service. Speech is found by frame energy with a little hysteresis; nothing leaves the
-process.
+AI service. Speech is found by frame energy with a little hysteresis (the shared
+:class:`~omnivoice.audio.vad.EnergyVAD`); nothing leaves the process.
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
 
-import numpy as np
-
 from omnivoice.audio.format import AudioFormat, Encoding
+from omnivoice.audio.vad import EnergyVAD
 from omnivoice.errors import UnsupportedFormatError
 from omnivoice.hookspecs import hookimpl
 from omnivoice.realtime.provider import (
@@ -77,11 +75,10 @@ class EchoProvider(Provider):
 class _EchoSession:
     def __init__(self, provider: EchoProvider, audio_in: AsyncIterable[bytes], fmt: AudioFormat):
         self._audio_in = audio_in
-        self._frame_bytes = fmt.bytes_per_frame(20)
-        # Mean square of int16 samples at the threshold level.
-        self._threshold = (32768 * 10 ** (provider.threshold_dbfs / 20)) ** 2
-        self._quiet_frames_to_end = max(1, math.ceil(provider.pause_ms / 20))
-        self._max_frames = max(1, int(provider.max_utterance_s * 50))
+        self._format = fmt
+        self._threshold_dbfs = provider.threshold_dbfs
+        self._pause_ms = provider.pause_ms
+        self._max_frames = max(1, int(provider.max_utterance_s * 50))  # 20 ms frames
         self.interruptions: list[int] = []
 
     async def interrupt(self, heard_ms: int) -> None:
@@ -93,36 +90,34 @@ class _EchoSession:
         return self._events()
 
     async def _events(self) -> AsyncIterator[ProviderEvent]:
-        pending = b""
+        vad = EnergyVAD(
+            self._format,
+            threshold_dbfs=self._threshold_dbfs,
+            start_frames=2,  # two voiced frames in a row: speech, not a click
+            end_silence_ms=self._pause_ms,
+        )
         preroll: deque[bytes] = deque(maxlen=5)  # 100 ms before the onset
         utterance: list[bytes] = []
-        voiced_run = quiet_run = 0
         async for chunk in self._audio_in:
-            pending += chunk
-            usable = len(pending) - len(pending) % self._frame_bytes
-            for start in range(0, usable, self._frame_bytes):
-                frame = pending[start : start + self._frame_bytes]
-                samples = np.frombuffer(frame, dtype="<i2").astype(np.float32)
-                voiced = float(np.mean(samples * samples)) > self._threshold
+            for frame in vad.split(chunk):
+                change = vad.update(frame)
                 if not utterance:
                     preroll.append(frame)
-                    voiced_run = voiced_run + 1 if voiced else 0
-                    if voiced_run >= 2:  # two voiced frames in a row: speech, not a click
+                    if change is not None and change.speaking:
                         utterance.extend(preroll)
                         preroll.clear()
-                        quiet_run = 0
                         yield SpeechStarted()
                     continue
                 utterance.append(frame)
-                quiet_run = 0 if voiced else quiet_run + 1
-                if quiet_run >= self._quiet_frames_to_end or len(utterance) >= self._max_frames:
+                if change is None and len(utterance) >= self._max_frames:
+                    change = vad.end_speech()
+                if change is not None:
                     # Play the speech back without the pause that ended it (keep 40 ms).
-                    keep = len(utterance) - max(0, quiet_run - 2)
-                    yield SpeechStopped(trailing_silence_ms=20 * quiet_run)
+                    quiet_frames = change.trailing_silence_ms // vad.frame_ms
+                    keep = len(utterance) - max(0, quiet_frames - 2)
+                    yield SpeechStopped(trailing_silence_ms=change.trailing_silence_ms)
                     yield AudioChunk(b"".join(utterance[:keep]), is_final=True)
                     utterance = []
-                    voiced_run = 0
-            pending = pending[usable:]
         if utterance:
             yield SpeechStopped()
             yield AudioChunk(b"".join(utterance), is_final=True)

@@ -22,7 +22,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from omnivoice.errors import OmnivoiceError
 from omnivoice.gateway.call import CallSettings, CallStats, SessionFactory, run_call
 from omnivoice.gateway.config import Config, PipelineMode
 from omnivoice.gateway.records import CallRecords
@@ -75,15 +74,17 @@ class Gateway:
     def from_config(cls, config: Config, *, registry: Registry | None = None) -> Gateway:
         """The gateway a :class:`~omnivoice.gateway.config.Config` describes."""
         registry = registry if registry is not None else get_registry()
-        if config.mode is not PipelineMode.REALTIME:
-            raise OmnivoiceError(f"pipeline mode {config.mode.value!r} is not available")
-        realtime = config.realtime
-        provider = _provider(registry, realtime.provider, realtime.factory_options())
-        if realtime.fallbacks:
-            from omnivoice.realtime.client import Client
+        if config.mode is PipelineMode.TEXT:
+            provider, process_config = _text_pipeline(registry, config)
+        else:
+            realtime = config.realtime
+            provider = _provider(registry, realtime.provider, realtime.factory_options())
+            if realtime.fallbacks:
+                from omnivoice.realtime.client import Client
 
-            fallbacks = [_provider(registry, p, {}) for p in realtime.fallbacks]
-            provider = Client(provider, *fallbacks)
+                fallbacks = [_provider(registry, p, {}) for p in realtime.fallbacks]
+                provider = Client(provider, *fallbacks)
+            process_config = realtime.process_config()
         installed = _installed_transports(registry)
         if config.transports is not None:
             missing = set(config.transports) - set(installed)
@@ -92,7 +93,7 @@ class Gateway:
             installed = {name: installed[name] for name in config.transports}
         gateway = cls.for_provider(
             provider,
-            realtime.process_config(),
+            process_config,
             registry=registry,
             transports=installed,
             public_url=config.public_url,
@@ -272,6 +273,27 @@ def _provider(registry: Registry, provider: str | Provider, options: dict[str, A
         return provider
     created: Provider = registry.create(Kind.REALTIME, provider, **options)
     return created
+
+
+def _text_pipeline(registry: Registry, config: Config) -> tuple[Provider, ProcessConfig]:
+    """The text pipeline a ``PipelineMode.TEXT`` configuration describes."""
+    from omnivoice.pipeline import build_pipeline
+
+    assert config.stt_provider is not None  # Config checks all three in TEXT mode
+    assert config.llm_provider is not None
+    assert config.tts_provider is not None
+    text = config.text
+    pipeline = build_pipeline(
+        registry,
+        stt=config.stt_provider,
+        llm=config.llm_provider,
+        tts=config.tts_provider,
+        stt_options=text.stt_options,
+        llm_options=text.llm_options,
+        tts_options=text.tts_options,
+        **text.options,
+    )
+    return pipeline, text.process_config()
 
 
 def _installed_transports(registry: Registry) -> dict[str, Transport]:

@@ -1,4 +1,10 @@
-"""The text pipeline: speech-to-text, an LLM and text-to-speech as one realtime provider."""
+"""The text pipeline: speech-to-text, an LLM and text-to-speech as one realtime provider.
+
+:class:`TextPipeline` (built from objects, or from registered names with
+:func:`build_pipeline`) is a :class:`~omnivoice.realtime.provider.Provider`; the
+contracts its three parts implement are in :mod:`omnivoice.pipeline.contracts`. See
+``docs/pipeline.md``.
+"""
 
 from omnivoice.pipeline.contracts import (
     LanguageModel,
@@ -9,13 +15,18 @@ from omnivoice.pipeline.contracts import (
     TextToSpeech,
     ToolCall,
 )
+from omnivoice.pipeline.sentences import SentenceSplitter
+from omnivoice.pipeline.text import TextPipeline, build_pipeline
 
 __all__ = [
     "LanguageModel",
     "Message",
     "STTEvent",
+    "SentenceSplitter",
     "SpeechToText",
     "TextDelta",
+    "TextPipeline",
     "TextToSpeech",
     "ToolCall",
+    "build_pipeline",
 ]

@@ -31,7 +31,13 @@ __all__ = [
 STTEvent: TypeAlias = Transcript | SpeechStarted | SpeechStopped
 """What a recognition stream yields: partial and final transcripts of the caller
 (``is_input=True``), and the start and end of speech as the recogniser's endpointing sees
-it (``SpeechStopped`` ends the caller's turn)."""
+it (``SpeechStopped`` ends the caller's turn).
+
+A partial transcript carries the segment's text so far and replaces the one before (a
+piece that starts with a space is taken as new words, added to it); a final one carries
+its segment's whole text, once (a long utterance may come as several final segments).
+A recogniser without endpointing yields transcripts only: the pipeline then ends turns
+with its own voice-activity detector."""
 
 
 class SpeechToText(abc.ABC):
@@ -96,7 +102,8 @@ class LanguageModel(abc.ABC):
     ) -> AsyncIterator[TextDelta | ToolCall]:
         """Answer the conversation: text as it is generated, then any tool calls.
 
-        Cancelling the iteration (barge-in) must stop the generation."""
+        Cancelling the iteration (barge-in) must stop the generation: the pipeline stops
+        reading and closes the iterator (its ``aclose()``, if it has one) at once."""
 
     async def aclose(self) -> None:  # noqa: B027 - most hold nothing between calls
         """Release what the provider holds between calls."""
@@ -115,7 +122,8 @@ class TextToSpeech(abc.ABC):
     ) -> AsyncIterator[bytes]:
         """Speak ``text`` (one sentence or more) in ``audio_format`` (one of
         :attr:`produces`), yielding audio as it is made. Cancelling the iteration
-        (barge-in) must stop the synthesis."""
+        (barge-in) must stop the synthesis: the pipeline stops reading and closes the
+        iterator (its ``aclose()``, if it has one) at once."""
 
     async def aclose(self) -> None:  # noqa: B027 - most hold nothing between calls
         """Release what the provider holds between calls."""
