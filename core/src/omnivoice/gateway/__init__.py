@@ -5,7 +5,7 @@ The server itself (``Gateway``, built on Starlette and uvicorn) lives in
 """
 
 from omnivoice.gateway.bridge import Playback, RealtimeBridge
-from omnivoice.gateway.config import Config, PipelineMode, RealtimeConfig
+from omnivoice.gateway.config import Config, PipelineMode, RealtimeConfig, TextConfig
 from omnivoice.gateway.events import Event, EventType
 from omnivoice.gateway.transcript import Turn
 
@@ -17,5 +17,6 @@ __all__ = [
     "Playback",
     "RealtimeBridge",
     "RealtimeConfig",
+    "TextConfig",
     "Turn",
 ]
