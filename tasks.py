@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The project's commands. Each one creates or reuses the environment in ``.venv`` itself.
 
-    python3 tasks.py run [ARGS...]        the main job (for now: ``omnivoice plugins``)
+    python3 tasks.py run [ARGS...]        the main job: ``omnivoice demo``, an offline call
     python3 tasks.py test [PYTEST ARGS]   lint, type check and the whole test suite
     python3 tasks.py bench NAME [ARGS]    one benchmark from bench/ (see docs/performance.md)
     python3 tasks.py omnivoice ARGS...    any ``omnivoice`` command, in the environment
@@ -109,7 +109,7 @@ def main(argv: list[str]) -> int:
     if task == "bench":
         return bench(args)
     if task == "run":
-        return _run(_bin("omnivoice"), *(args or ["plugins"]))
+        return _run(_bin("omnivoice"), "demo", *args)
     return _run(_bin("omnivoice"), *args)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+import anyio
 import attrs
 import uvicorn
 from starlette.applications import Starlette
@@ -221,10 +222,26 @@ class Gateway:
             # reason; uvicorn's own limit is only a backstop.
             ws_max_size=max(16 * self.settings_max_frame(), 1 << 20),
             ws_ping_interval=None,
+            timeout_graceful_shutdown=5,
         )
         server = _Server(config, on_ready)
+        stopped = anyio.Event()
+
+        async def run() -> None:
+            # Shielded: when the caller is cancelled, uvicorn is asked to stop instead, so
+            # it closes its sockets and ends its calls rather than leaving them open.
+            with anyio.CancelScope(shield=True):
+                await server.serve()
+            stopped.set()
+
         try:
-            await server.serve()
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(run)
+                try:
+                    await stopped.wait()
+                finally:
+                    self.accepting = False
+                    server.should_exit = True
         finally:
             self.accepting = False
 

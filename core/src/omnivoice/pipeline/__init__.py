@@ -6,6 +6,8 @@ contracts its three parts implement are in :mod:`omnivoice.pipeline.contracts`. 
 ``docs/pipeline.md``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from omnivoice.pipeline.contracts import (
     LanguageModel,
     Message,
@@ -16,7 +18,20 @@ from omnivoice.pipeline.contracts import (
     ToolCall,
 )
 from omnivoice.pipeline.sentences import SentenceSplitter
-from omnivoice.pipeline.text import TextPipeline, build_pipeline
+
+if TYPE_CHECKING:
+    from omnivoice.pipeline.text import TextPipeline, build_pipeline
+
+
+def __getattr__(name: str) -> Any:
+    # Plugins import the contracts when they load; the pipeline itself (numpy, the
+    # converters) is imported only by those who build one.
+    if name in ("TextPipeline", "build_pipeline"):
+        from omnivoice.pipeline import text
+
+        return getattr(text, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "LanguageModel",
