@@ -51,8 +51,28 @@ def _providers(values: Iterable[str | Provider]) -> tuple[str | Provider, ...]:
     return tuple(values)
 
 
+@attrs.frozen(kw_only=True)
+class _Conversation:
+    """What each call's ProcessConfig is made of, in both modes."""
+
+    instructions: str | None = None
+    voice: str | None = None
+    functions: tuple[FunctionDeclaration, ...] = attrs.field(default=(), converter=_functions)
+    on_function_call: FunctionCallHandler | None = attrs.field(default=None, eq=False)
+    temperature: float | None = None
+
+    def process_config(self) -> ProcessConfig:
+        return ProcessConfig(
+            instructions=self.instructions,
+            voice=self.voice,
+            functions=self.functions,
+            on_function_call=self.on_function_call,
+            temperature=self.temperature,
+        )
+
+
 @attrs.frozen
-class RealtimeConfig:
+class RealtimeConfig(_Conversation):
     """A voice-to-voice provider and how it talks.
 
     ``provider`` is a registered name (``"openai"``, ``"echo"``...) or a Provider object;
@@ -64,23 +84,9 @@ class RealtimeConfig:
     provider: str | Provider = "echo"
     api_key: str | None = None
     model: str | None = None
-    voice: str | None = None
-    instructions: str | None = None
-    functions: tuple[FunctionDeclaration, ...] = attrs.field(default=(), converter=_functions)
-    on_function_call: FunctionCallHandler | None = attrs.field(default=None, eq=False)
-    temperature: float | None = None
     fallbacks: tuple[str | Provider, ...] = attrs.field(default=(), converter=_providers)
     options: Mapping[str, Any] = attrs.field(factory=dict)
     """More keyword arguments for a named provider's factory."""
-
-    def process_config(self) -> ProcessConfig:
-        return ProcessConfig(
-            instructions=self.instructions,
-            voice=self.voice,
-            functions=self.functions,
-            on_function_call=self.on_function_call,
-            temperature=self.temperature,
-        )
 
     def factory_options(self) -> dict[str, Any]:
         given = {"api_key": self.api_key, "model": self.model, "voice": self.voice}
@@ -88,7 +94,7 @@ class RealtimeConfig:
 
 
 @attrs.frozen
-class TextConfig:
+class TextConfig(_Conversation):
     """How the text pipeline (``mode=PipelineMode.TEXT``) talks.
 
     Its three providers are chosen on :class:`Config`; ``stt_options``, ``llm_options``
@@ -99,24 +105,10 @@ class TextConfig:
     ``max_tool_rounds``...).
     """
 
-    instructions: str | None = None
-    voice: str | None = None
-    functions: tuple[FunctionDeclaration, ...] = attrs.field(default=(), converter=_functions)
-    on_function_call: FunctionCallHandler | None = attrs.field(default=None, eq=False)
-    temperature: float | None = None
     stt_options: Mapping[str, Any] = attrs.field(factory=dict)
     llm_options: Mapping[str, Any] = attrs.field(factory=dict)
     tts_options: Mapping[str, Any] = attrs.field(factory=dict)
     options: Mapping[str, Any] = attrs.field(factory=dict)
-
-    def process_config(self) -> ProcessConfig:
-        return ProcessConfig(
-            instructions=self.instructions,
-            voice=self.voice,
-            functions=self.functions,
-            on_function_call=self.on_function_call,
-            temperature=self.temperature,
-        )
 
 
 @attrs.frozen
