@@ -22,6 +22,8 @@ from omnivoice.realtime import AudioChunk, ProcessConfig
 from omnivoice.realtime.provider import Provider, SpeechStarted
 from omnivoice.telephony import Start
 from omnivoice.telephony.carrier import CarrierSide
+from omnivoice.telephony.transport import Transport
+from omnivoice_telnyx import TelnyxTransport
 from omnivoice_twilio import TwilioTransport
 
 pytestmark = pytest.mark.anyio
@@ -80,7 +82,11 @@ def payloads(messages: list[dict[str, Any]]) -> list[bytes]:
 
 
 async def serve_one(
-    provider: Provider, socket: FakeSocket, observer: Observer, stats: CallStats
+    provider: Provider,
+    socket: FakeSocket,
+    observer: Observer,
+    stats: CallStats,
+    transport: Transport | None = None,
 ) -> None:
     async def sessions(start: Start) -> tuple[Provider, ProcessConfig]:
         return provider, ProcessConfig()
@@ -88,7 +94,7 @@ async def serve_one(
     registry = Registry.load(environ={PLUGINS_ENV_VAR: ""}, extra=[("observer", observer)])
     await run_call(
         socket,
-        TwilioTransport(),
+        transport or TwilioTransport(),
         sessions,
         registry=registry,
         settings=CallSettings(lead_ms=100, mark_every=5),
@@ -177,3 +183,29 @@ async def test_a_carrier_that_leaves_before_start_is_no_call() -> None:
     await serve_one(FakeProvider(), socket, observer, stats)
     assert observer.started == []
     assert stats.active == 0
+
+
+CALLER, CALLED = "+13122010094", "+13122123456"
+
+
+@pytest.mark.parametrize(
+    ("transport", "side_options"),
+    [
+        # Twilio's numbers arrive as the <Parameter>s the webhook's answer forwarded...
+        (TwilioTransport(), {"custom_parameters": {"from": CALLER, "to": CALLED}}),
+        # ...Telnyx's in the start frame itself.
+        (TelnyxTransport(), {"extra": {"from": CALLER, "to": CALLED}}),
+    ],
+    ids=["twilio", "telnyx"],
+)
+async def test_observers_learn_the_caller_and_the_called_number(
+    transport: Transport, side_options: dict[str, Any]
+) -> None:
+    socket, observer, stats = FakeSocket(), Observer(), CallStats()
+    side = CarrierSide(transport.new_protocol().wire, TWILIO, **side_options)
+    for frame in (side.connected(), side.start(), side.stop()):
+        await socket.inbound_tx.send(frame)
+    with anyio.fail_after(5):
+        await serve_one(FakeProvider(), socket, observer, stats, transport)
+    (call,) = observer.started
+    assert (call.parameters["from"], call.parameters["to"]) == (CALLER, CALLED)

@@ -279,8 +279,11 @@ class Registry:
             log.error("plugin %s failed in %s: %s", plugin, hook_name, _describe(exc))
 
     def call_each(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, BaseException]]:
-        """Call each implementation of ``hook_name``; yield ``(plugin, exception)`` failures."""
-        for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
+        """Call each implementation of ``hook_name`` in pluggy's order (``tryfirst`` ones
+        first, then the latest registered first, ``trylast`` ones last); yield
+        ``(plugin, exception)`` for each that raised."""
+        # get_hookimpls() lists them in the reverse of the order pluggy calls them.
+        for impl in reversed(getattr(self.manager.hook, hook_name).get_hookimpls()):
             try:
                 impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
             except Exception as exc:
@@ -288,7 +291,7 @@ class Registry:
 
 
 class _UnknownHookError(Exception):
-    pass
+    """A plugin implements hooks in a way omnivoice cannot call."""
 
 
 def _identity(plugin: object) -> object:
@@ -311,6 +314,18 @@ def _register(
         if unknown:
             manager.unregister(plugin)
             raise _UnknownHookError(f"implements unknown hooks {unknown} (misspelled?)")
+        wrappers = sorted(
+            caller.name
+            for caller in manager.get_hookcallers(plugin) or ()
+            for impl in caller.get_hookimpls()
+            if impl.plugin is plugin and (impl.hookwrapper or impl.wrapper)
+        )
+        if wrappers:
+            manager.unregister(plugin)
+            raise _UnknownHookError(
+                f"implements {wrappers} as wrappers; omnivoice calls each implementation "
+                "on its own, so hook wrappers are not supported"
+            )
     except Exception as exc:
         log.warning("plugin %s (%s) was skipped: %s", info.name, info.distribution, _describe(exc))
         return attrs.evolve(info, error=_describe(exc))
