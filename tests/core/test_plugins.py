@@ -34,7 +34,7 @@ def realtime_plugin(name: str, *, priority: int = 0, aliases: tuple[str, ...] = 
                 _provider,
                 accepts=[TWILIO],
                 produces=[OPENAI],
-                capabilities=[Capability.TRANSCRIPTS, "custom"],
+                capabilities=[Capability.USER_TRANSCRIPTS, "agent_transcripts"],
                 env_vars=["ACME_KEY"],
                 aliases=aliases,
                 priority=priority,
@@ -76,7 +76,7 @@ def test_registration_carries_its_metadata() -> None:
     assert registration.plugin == "acme"
     assert registration.accepts == (TWILIO,)
     assert registration.produces == (OPENAI,)
-    assert registration.capabilities == {"transcripts", "custom"}
+    assert registration.capabilities == Capability.TRANSCRIPTS
     assert registration.env_vars == ("ACME_KEY",)
     assert registry.create(Kind.REALTIME, "acme", model="m") == {"model": "m"}
     assert registration.to_dict()["accepts"] == ["mulaw@8000"]

@@ -26,7 +26,7 @@ import pluggy
 from omnivoice import hookspecs
 from omnivoice.audio.format import AudioFormat
 from omnivoice.errors import PluginConflictError, PluginNotFoundError
-from omnivoice.registration import Kind, Registration
+from omnivoice.registration import Capability, Kind, Registration
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -131,9 +131,9 @@ class _Recorder:
         name: str,
         factory: Callable[..., Any],
         *,
-        accepts: Iterable[AudioFormat] = (),
-        produces: Iterable[AudioFormat] = (),
-        capabilities: Iterable[str] = (),
+        accepts: Iterable[AudioFormat] | None = None,
+        produces: Iterable[AudioFormat] | None = None,
+        capabilities: Capability | Iterable[Capability | str] | None = None,
         env_vars: Iterable[str] = (),
         aliases: Iterable[str] = (),
         priority: int = 0,
@@ -143,7 +143,11 @@ class _Recorder:
             raise ValueError(f"a {self.kind.label} needs a non-empty name, got {name!r}")
         if not callable(factory):
             raise TypeError(f"the factory of {self.kind.label} {name!r} is not callable")
-        accepts, produces = tuple(accepts), tuple(produces)
+        # Declared once: what the factory (a provider class) says, unless given here.
+        accepts = _declared(factory, "accepts", ()) if accepts is None else tuple(accepts)
+        produces = _declared(factory, "produces", ()) if produces is None else tuple(produces)
+        if capabilities is None:
+            capabilities = _declared(factory, "capabilities", Capability.NONE)
         bad = [f for f in (*accepts, *produces) if not isinstance(f, AudioFormat)]
         if bad:
             raise TypeError(f"{self.kind.label} {name!r}: not an AudioFormat: {bad[0]!r}")
@@ -288,6 +292,14 @@ class Registry:
                 impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
             except Exception as exc:
                 yield impl.plugin_name, exc
+
+
+def _declared(factory: object, attribute: str, default: Any) -> Any:
+    """A provider class's own declaration (not a property, nor anything else)."""
+    value = getattr(factory, attribute, default)
+    if isinstance(default, tuple):
+        return tuple(value) if isinstance(value, tuple | list) else default
+    return value if isinstance(value, type(default)) else default
 
 
 class _UnknownHookError(Exception):
