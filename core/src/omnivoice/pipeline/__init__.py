@@ -9,13 +9,17 @@ contracts its three parts implement are in :mod:`omnivoice.pipeline.contracts`. 
 from typing import TYPE_CHECKING, Any
 
 from omnivoice.pipeline.contracts import (
+    Flush,
     LanguageModel,
     Message,
+    SpeechAudio,
+    SpeechStream,
     SpeechToText,
     STTEvent,
     TextDelta,
     TextToSpeech,
     ToolCall,
+    WordTiming,
 )
 from omnivoice.pipeline.sentences import SentenceSplitter
 
@@ -34,14 +38,18 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Flush",
     "LanguageModel",
     "Message",
     "STTEvent",
     "SentenceSplitter",
+    "SpeechAudio",
+    "SpeechStream",
     "SpeechToText",
     "TextDelta",
     "TextPipeline",
     "TextToSpeech",
     "ToolCall",
+    "WordTiming",
     "build_pipeline",
 ]

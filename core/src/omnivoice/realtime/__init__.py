@@ -17,7 +17,7 @@ from omnivoice.errors import (
 )
 from omnivoice.realtime.caller_audio import AudioSink, CallerAudio, Overflow
 from omnivoice.realtime.client import Client, FallbackProvider
-from omnivoice.realtime.conversation import ConversationLog, Utterance, heard_part
+from omnivoice.realtime.conversation import ConversationLog, Utterance, heard_part, heard_words
 from omnivoice.realtime.functions import FunctionOutcome, must_complete, run_function_call
 from omnivoice.realtime.provider import (
     FunctionCall,
@@ -39,6 +39,7 @@ from omnivoice.realtime.types import (
     HeardResponse,
     ProcessConfig,
     Transcript,
+    WordTiming,
 )
 from omnivoice.registration import Capability
 
@@ -74,10 +75,12 @@ __all__ = [
     "Transcript",
     "Usage",
     "Utterance",
+    "WordTiming",
     "aclose_now",
     "choose_format",
     "fast_lock",
     "heard_part",
+    "heard_words",
     "must_complete",
     "run_function_call",
     "serve_session",
