@@ -51,6 +51,7 @@ __all__ = [
     "MultiStream",
     "Settings",
     "SpeechPiece",
+    "Stats",
     "TextChunker",
     "UnknownMessage",
     "VendorError",
@@ -779,7 +780,7 @@ class MultiStream:
                 del self._contexts[context_id]
                 continue
             context.aligner.drop_partial()
-            unspoken = _after_chars(context.sent, context.aligner.spoken_chars)
+            unspoken = _after_chars(context.sent, context.aligner.spoken_chars).lstrip()
             messages.append(initialize(self.settings, context_id))
             if unspoken.strip():
                 messages.append(text_message(_spaced(unspoken), context_id, flush=True))

@@ -80,10 +80,18 @@ class CallStream(SpeechStream):
         """A response wants a socket again after the stream gave up."""
         self._receiving: anyio.CancelScope | None = None
         self._rotation = False
+        self._spoke = False
+        """Audio came on the current socket."""
         self._changed = anyio.Event()
         self._last_sent = 0.0
         self.sockets = 0
         """Sockets opened so far."""
+
+    @property
+    def stats(self) -> p.Stats:
+        """What the vendor sent that could not be used (and audio of responses left early,
+        dropped), counted."""
+        return self._protocol.stats
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -126,8 +134,10 @@ class CallStream(SpeechStream):
                     if not started:
                         started = True
                         task_status.started()
-                    attempt = 0
+                    self._spoke = False
                     outcome, error = await self._receive(ws)
+                    if self._spoke:  # it worked: a later drop gets every attempt again
+                        attempt = 0
                     await self._detach(ws, outcome)
             except HandshakeError as exc:
                 outcome, error = "dropped", self._handshake_error(exc)
@@ -228,6 +238,7 @@ class CallStream(SpeechStream):
         return "rotate", None
 
     async def _route(self, event: p.SpeechPiece | p.ContextEnded) -> None:
+        self._spoke = self._spoke or isinstance(event, p.SpeechPiece)
         route = self._routes.get(event.context_id)
         if route is not None:
             # A reader that has left is closing its context: what comes for it is dropped.
