@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import math
 import re
@@ -70,15 +71,23 @@ _CLIENT_FIELDS = {
 }
 
 
-def synthetic_audio(char: str, position: int, n_samples: int, fmt: AudioFormat) -> bytes:
-    """The fake's audio of one character at ``position`` in its context: never silence,
-    different for every character and place."""
-    seed = ord(char) * 31 + position * 7
+def synthetic_audio(
+    char: str, position: int, n_samples: int, fmt: AudioFormat, serial: int = 0
+) -> bytes:
+    """The fake's audio of one character at ``position`` of the context numbered
+    ``serial``: never silence, and (hashed from all three) unlike any other's, so that a
+    test can tell exactly which audio a caller heard."""
+    noise = bytearray()
+    block = 0
+    while len(noise) < n_samples * 2:
+        seed = f"{serial}|{char}|{position}|{block}".encode()
+        noise += hashlib.blake2b(seed, digest_size=64).digest()
+        block += 1
     if fmt.encoding is Encoding.PCM16:
-        samples = [((seed + i * 13) % 2000 - 1000) * 16 for i in range(n_samples)]
+        samples = [(noise[2 * i] - 128) * 64 + noise[2 * i + 1] % 64 for i in range(n_samples)]
         return b"".join(s.to_bytes(2, "little", signed=True) for s in samples)
     # G.711 codes 0x01-0x70: neither mu-law's (0xff, 0x7f) nor A-law's (0xd5) silence.
-    return bytes((seed + i * 3) % 0x70 + 1 for i in range(n_samples))
+    return bytes(noise[i] % 0x70 + 1 for i in range(n_samples))
 
 
 @attrs.define(eq=False)
@@ -87,6 +96,8 @@ class FakeContext:
 
     id: str | None
     init: dict[str, Any]
+    serial: int = 0
+    """Numbers every context the fake saw: no two have the same audio."""
     texts: list[str] = attrs.Factory(list)
     """The text of each message, in order (flushes marked by ``flush``)."""
     flushes: int = 0
@@ -181,6 +192,7 @@ class FakeElevenLabs(FakeServer):
         self.connections: list[FakeSocket] = []
         self.http_requests: list[dict[str, Any]] = []
         self.spoken_chars = 0
+        self._serials = 0
         self._http_url: str | None = None
         self._stack2 = AsyncExitStack()
 
@@ -329,7 +341,7 @@ class FakeElevenLabs(FakeServer):
                     "a new one.",
                 )
                 return False
-            socket.contexts[context_id] = FakeContext(context_id, data)
+            socket.contexts[context_id] = FakeContext(context_id, data, self._next_serial())
             self.notify()
             return True
         if context.closed:
@@ -397,7 +409,7 @@ class FakeElevenLabs(FakeServer):
                 position = len(context.generated)
                 begin_ms = len(audio) / fmt.bytes_per_sample * 1000 / fmt.sample_rate
                 n = self._samples(fmt, position)
-                audio += synthetic_audio(char, position, n, fmt)
+                audio += synthetic_audio(char, position, n, fmt, context.serial)
                 end_ms = len(audio) / fmt.bytes_per_sample * 1000 / fmt.sample_rate
                 starts.append(round(begin_ms))
                 durations.append(round(end_ms) - round(begin_ms))
@@ -418,6 +430,10 @@ class FakeElevenLabs(FakeServer):
             assert socket.outbox is not None
             socket.pending += 1
             await socket.outbox.send((context, message, bytes(audio)))
+
+    def _next_serial(self) -> int:
+        self._serials += 1
+        return self._serials
 
     def _samples(self, fmt: AudioFormat, position: int) -> int:
         """Samples of the character at ``position``: ``ms_per_char`` each, the rounding
@@ -590,7 +606,7 @@ class FakeElevenLabs(FakeServer):
             return
         assert fmt is not None
         assert isinstance(payload, dict)
-        context = FakeContext(None, payload)
+        context = FakeContext(None, payload, self._next_serial())
         response = h11.Response(
             status_code=200,
             headers=[
@@ -602,7 +618,8 @@ class FakeElevenLabs(FakeServer):
         await stream.send(connection.send(response))
         text = payload["text"]
         for position, char in enumerate(text):
-            audio = synthetic_audio(char, position, self._samples(fmt, position), fmt)
+            samples = self._samples(fmt, position)
+            audio = synthetic_audio(char, position, samples, fmt, context.serial)
             context.audio += audio
             context.generated += char
             await stream.send(connection.send(h11.Data(data=audio)))

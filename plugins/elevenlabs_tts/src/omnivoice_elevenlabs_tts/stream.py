@@ -109,9 +109,7 @@ class CallStream(SpeechStream):
                 except BaseException as exc:
                     failure = exc  # the caller's own: it leaves as itself
                 finally:
-                    with anyio.move_on_after(_SEND_WITHIN, shield=True):
-                        await self._send([p.close_socket_message()])
-                    tasks.cancel_scope.cancel()
+                    tasks.cancel_scope.cancel()  # the connection says goodbye
         except BaseException as exc:
             failure = failure or unwrap_error(exc)
         if failure is not None:
@@ -130,15 +128,19 @@ class CallStream(SpeechStream):
                     headers=list(self._options.headers),
                     open_timeout=self._options.connect_timeout,
                 ) as ws:
-                    await self._attach(ws)
-                    if not started:
-                        started = True
-                        task_status.started()
-                    self._spoke = False
-                    outcome, error = await self._receive(ws)
-                    if self._spoke:  # it worked: a later drop gets every attempt again
-                        attempt = 0
-                    await self._detach(ws, outcome)
+                    try:
+                        await self._attach(ws)
+                        if not started:
+                            started = True
+                            task_status.started()
+                        self._spoke = False
+                        outcome, error = await self._receive(ws)
+                        if self._spoke:  # it worked: a later drop gets every attempt again
+                            attempt = 0
+                        await self._detach(ws, outcome)
+                    except BaseException:
+                        await _goodbye(ws)  # the call is over (cancelled), or this failed
+                        raise
             except HandshakeError as exc:
                 outcome, error = "dropped", self._handshake_error(exc)
             except ConnectError as exc:
@@ -181,8 +183,7 @@ class CallStream(SpeechStream):
         async with self._lock:
             self._ws = None
             if outcome == "rotate":
-                with anyio.move_on_after(_SEND_WITHIN, shield=True), suppress(ConnectionClosed):
-                    await ws.send(p.close_socket_message())
+                await _goodbye(ws)
 
     def _fail(self, error: OmnivoiceError, *, fatal: bool) -> None:
         """The stream cannot go on now: the responses in progress end with ``error``."""
@@ -403,6 +404,13 @@ class _Pieces:
             self.ended = True
             raise StopAsyncIteration
         return SpeechAudio(event.audio, event.words)
+
+
+async def _goodbye(ws: WebSocket) -> None:
+    """Close the vendor's side of a socket politely (``close_socket``), even while being
+    cancelled, before the socket itself is closed."""
+    with anyio.move_on_after(_SEND_WITHIN, shield=True), suppress(ConnectionClosed):
+        await ws.send(p.close_socket_message())
 
 
 def _permanent(error: OmnivoiceError) -> bool:
