@@ -185,6 +185,10 @@ class FakeElevenLabs(FakeServer):
         self.ms_per_char = 20
         self.chars_per_message = 7
         self.pace_s = 0.0
+        self.rtt_s = 0.0
+        """A network round trip to simulate: a new connection's set-up (TCP and TLS, on top
+        of the handshake) costs two, an HTTP request's three, each generation's first audio
+        one (the text's way there and the audio's back)."""
         self.inactivity_s: float | None = None
         self.quota_chars: int | None = None
         self.bad_key_status: int | None = None
@@ -267,6 +271,8 @@ class FakeElevenLabs(FakeServer):
             10_000
         )
         socket.outbox = tx
+        if self.rtt_s:
+            await anyio.sleep(2 * self.rtt_s)
         async with anyio.create_task_group() as tasks, tx, rx:
             tasks.start_soon(self._send_audio, socket, rx)
             await self._converse(socket)
@@ -400,6 +406,10 @@ class FakeElevenLabs(FakeServer):
         self.spoken_chars += len(text)
         context.generations += 1
         fmt = socket.format
+        if self.rtt_s:
+            assert socket.outbox is not None
+            socket.pending += 1
+            await socket.outbox.send((context, {"_delay": self.rtt_s}, b""))
         step = self.chars_per_message
         for start in range(0, len(text), step):
             piece = text[start : start + step]
@@ -470,6 +480,9 @@ class FakeElevenLabs(FakeServer):
         message: dict[str, Any],
         audio: bytes,
     ) -> None:
+        if "_delay" in message:  # a simulated network round trip
+            await anyio.sleep(message["_delay"])
+            return
         if "audio" in message:
             if context.closed:  # generated before the close: it still goes out
                 context.audio_after_close += len(audio)
@@ -606,6 +619,8 @@ class FakeElevenLabs(FakeServer):
             return
         assert fmt is not None
         assert isinstance(payload, dict)
+        if self.rtt_s:
+            await anyio.sleep(3 * self.rtt_s)
         context = FakeContext(None, payload, self._next_serial())
         response = h11.Response(
             status_code=200,
