@@ -24,6 +24,7 @@ import attrs
 import httpx
 
 from omnivoice.audio.format import AudioFormat
+from omnivoice.concurrency import aclose_now
 from omnivoice.errors import AuthFailedError, ConnectionFailedError, ModelUnavailableError
 from omnivoice.net import ConnectError, ConnectionClosed, HandshakeError, connect
 from omnivoice.pipeline.contracts import SpeechStream, TextToSpeech
@@ -264,19 +265,29 @@ class ElevenLabsTTS(TextToSpeech):
     ) -> AsyncIterator[bytes]:
         """Speak ``text``: over a ``stream-input`` socket of its own, or over HTTP
         streaming (``transport="http"``). Raises the typed errors of the contract."""
-        if self._options.transport == "http":
-            return self._synthesize_http(text, audio_format, voice)
-        return self._synthesize_websocket(text, audio_format, voice)
+        return self._synthesize(text, audio_format, voice)
 
-    async def _synthesize_websocket(
+    async def _synthesize(
         self, text: str, audio_format: AudioFormat, voice: str | None
     ) -> AsyncIterator[bytes]:
         options = self._options
-        settings = options.settings(audio_format)
+        settings = options.settings(audio_format)  # an undeclared format fails here
         if not text.strip():
             return
         options.check_key()
         voice_id = options.voice(voice)
+        over = self._over_http if options.transport == "http" else self._over_websocket
+        pieces = over(text, settings, voice_id)
+        try:
+            async for piece in pieces:
+                yield piece
+        finally:
+            await aclose_now(pieces)
+
+    async def _over_websocket(
+        self, text: str, settings: p.Settings, voice_id: str
+    ) -> AsyncIterator[bytes]:
+        options = self._options
         url = p.stream_input_url(options.url, voice_id, settings)
         last_error: p.ErrorMessage | None = None
         try:
@@ -319,15 +330,10 @@ class ElevenLabsTTS(TextToSpeech):
         except ConnectError as exc:
             raise ConnectionFailedError(f"cannot reach ElevenLabs at {url}: {exc}") from exc
 
-    async def _synthesize_http(
-        self, text: str, audio_format: AudioFormat, voice: str | None
+    async def _over_http(
+        self, text: str, settings: p.Settings, voice_id: str
     ) -> AsyncIterator[bytes]:
         options = self._options
-        settings = options.settings(audio_format)
-        if not text.strip():
-            return
-        options.check_key()
-        voice_id = options.voice(voice)
         url = p.http_stream_url(options.url, voice_id, settings)
         headers = {"xi-api-key": options.api_key or "", "accept": "audio/*"}
         body = p.http_stream_body(text.strip(), settings)
