@@ -10,6 +10,7 @@ call's scope the hooks do nothing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,8 @@ from omnivoice.telemetry import timeline as t
 from omnivoice.telemetry.context import current_call
 from omnivoice.telemetry.metrics import GatewayMetrics, gateway_metrics
 from omnivoice.telemetry.tracing import CallTrace
+
+log = logging.getLogger(__name__)
 
 
 class _CallTelemetry:
@@ -88,6 +91,7 @@ class _CallTelemetry:
         if isinstance(error, ConnectionFailedError):
             self._provider_error(type(error).__name__, True)
         self.metrics.calls.labels(**self.labels, outcome=outcome).inc()
+        log.debug("%s: counted as %s", self.call.call_id, outcome)
         if self.trace is not None:
             self.trace.end(outcome, error)
             self.trace.detach()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -27,7 +27,9 @@ __all__ = [
     "GatewayMetrics",
     "exposition",
     "gateway_metrics",
+    "mark_worker_dead",
     "multiprocess_dir",
+    "serve_metrics",
 ]
 
 MULTIPROCESS_ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
@@ -184,17 +186,46 @@ def gateway_metrics() -> GatewayMetrics:
     return metrics
 
 
+def _scrape_registry() -> CollectorRegistry:
+    """This process's registry, or one that adds up every worker's files."""
+    if multiprocess_dir() is None:
+        return prometheus_client.REGISTRY
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
 def exposition(accept: str | None = None) -> tuple[bytes, str]:
     """The metrics in Prometheus' text format (or OpenMetrics, if ``accept`` asks for it),
     and its content type: this process's, or every worker's in multiprocess mode."""
     from prometheus_client import exposition as formats
 
     gateway_metrics()  # a scrape before the first call still lists every metric
-    registry: CollectorRegistry = prometheus_client.REGISTRY
-    if multiprocess_dir() is not None:
+    encoder, content_type = formats.choose_encoder(accept or "")
+    return encoder(_scrape_registry()), content_type
+
+
+def serve_metrics(host: str, port: int) -> tuple[int, Callable[[], None]]:
+    """Serve ``/metrics`` on ``host:port`` from a thread (``prometheus_client``'s own
+    server); return the port bound and a function that stops it."""
+    if multiprocess_dir() is None:
+        gateway_metrics()
+    server, thread = prometheus_client.start_http_server(port, host, registry=_scrape_registry())
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return server.server_port, stop
+
+
+def mark_worker_dead(pid: int) -> None:
+    """Forget the live gauges of a worker that has exited (multiprocess mode)."""
+    directory = multiprocess_dir()
+    if directory is not None:
         from prometheus_client import multiprocess
 
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    encoder, content_type = formats.choose_encoder(accept or "")
-    return encoder(registry), content_type
+        multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
