@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["CallTrace", "operation", "record_operation", "use_tracer_provider"]
 
 _INSTRUMENTATION = "omnivoice"
+_RECENT_TURNS = 8
 _provider: TracerProvider | None = None
 
 
@@ -101,6 +103,10 @@ class CallTrace:
         self._tracer = tracer
         self._turns: dict[int, Span] = {}
         self._open_turn: int | None = None
+        self._starts: dict[int, float] = {}
+        self._recent: deque[tuple[float, float, Span]] = deque(maxlen=_RECENT_TURNS)
+        """Turns by their start and end on the monotonic clock, newest last, so that an
+        operation reported after its turn ended still goes under it."""
         # Spans started by third-party instrumentation in the call's tasks nest under it.
         self._token: Token[Context] | None = context.attach(trace.set_span_in_context(self.span))
         self._connect: Span | None = self.child("omnivoice.provider.connect", self.span)
@@ -116,11 +122,21 @@ class CallTrace:
         context = self._trace.set_span_in_context(parent)
         return self._tracer.start_span(name, context=context, attributes=attributes, **kw)
 
-    def parent(self) -> Span:
-        """The span a provider operation starting now belongs under."""
-        if self._open_turn is not None and self._open_turn in self._turns:
-            return self._turns[self._open_turn]
-        return self.span
+    def parent(self, at: float | None = None) -> Span:
+        """The span a provider operation that started at ``at`` (monotonic clock; default
+        now) belongs under: the last turn started by then (the first turn, for what began
+        just before it, like the recognition of its speech), else the call."""
+        if at is None:
+            if self._open_turn is not None and self._open_turn in self._turns:
+                return self._turns[self._open_turn]
+            return self.span
+        turns = [(started, span) for started, _, span in self._recent]
+        turns += [(self._starts[i], span) for i, span in self._turns.items() if i in self._starts]
+        turns.sort(key=lambda turn: turn[0])
+        earlier = [span for started, span in turns if started <= at]
+        if earlier:
+            return earlier[-1]
+        return turns[0][1] if turns else self.span
 
     def on(self, fact: t.Fact) -> None:
         if isinstance(fact, t.SessionOpened):
@@ -131,10 +147,14 @@ class CallTrace:
             self._turns[fact.turn] = self.child(
                 "omnivoice.turn", self.span, {"omnivoice.turn.index": fact.turn}
             )
+            self._starts[fact.turn] = time.monotonic()
             self._open_turn = fact.turn
         elif isinstance(fact, t.TurnEnded):
             span = self._turns.pop(fact.turn, None)
+            started = self._starts.pop(fact.turn, None)
             if span is not None:
+                if started is not None:
+                    self._recent.append((started, time.monotonic(), span))
                 span.set_attribute("omnivoice.turn.interrupted", fact.interrupted)
                 if fact.heard_ms is not None:
                     span.set_attribute("omnivoice.turn.heard_ms", fact.heard_ms)
@@ -211,14 +231,19 @@ class _Operation:
             self._span.set_status(_api().StatusCode.ERROR, description)
 
 
-def _start(name: str, attributes: Mapping[str, Any], start_time: int | None = None) -> Span | None:
+def _start(
+    name: str,
+    attributes: Mapping[str, Any],
+    start_time: int | None = None,
+    at: float | None = None,
+) -> Span | None:
     tracer = _tracer()
     if tracer is None:
         return None
     scope = current_call()
     trace = scope.trace if scope is not None else None
     if isinstance(trace, CallTrace):
-        return trace.child(name, trace.parent(), attributes, start_time=start_time)
+        return trace.child(name, trace.parent(at), attributes, start_time=start_time)
     return tracer.start_span(name, attributes=attributes, start_time=start_time)
 
 
@@ -253,6 +278,7 @@ def record_operation(
         return
     now = time.monotonic() if now is None else now
     values = {k: v for k, v in attributes.items() if v is not None}
-    span = _start(name, values, start_time=_epoch_ns(start, now))
+    at = time.monotonic() - (now - start)
+    span = _start(name, values, start_time=_epoch_ns(start, now), at=at)
     if span is not None:
         span.end(end_time=_epoch_ns(max(start, end), now))
