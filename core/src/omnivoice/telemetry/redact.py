@@ -39,7 +39,7 @@ _NAMED_VALUE = re.compile(
          x-twilio-signature|telnyx-signature-ed25519|x-telnyx-streaming-auth-token)
       \b["']?\s*[:=]\s*["']?
     )
-    (?!\[REDACTED\])
+    (?!(?:(?:bearer|basic|token)\s+)?\[REDACTED\])
     ((?:bearer|basic|token)\s+)?
     [^\s"',&;}\]]+
     """
