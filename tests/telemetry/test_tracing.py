@@ -7,9 +7,7 @@ the answer.
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import anyio
 import pytest
@@ -18,8 +16,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 from support.fake_pipeline import FakeLLM, FakeSTT, FakeTTS, Gate
+from support.memory_carrier import CarrierSocket
 
-from omnivoice.audio import TWILIO
 from omnivoice.gateway.call import run_call
 from omnivoice.pipeline import TextPipeline
 from omnivoice.pipeline.contracts import TextDelta, ToolCall
@@ -28,38 +26,9 @@ from omnivoice.realtime import FunctionDeclaration, ProcessConfig, Transcript
 from omnivoice.realtime.provider import Provider, SpeechStarted, SpeechStopped
 from omnivoice.telemetry.tracing import use_tracer_provider
 from omnivoice.telephony import Start
-from omnivoice.telephony.carrier import CarrierSide
 from omnivoice_twilio import TwilioTransport
 
 pytestmark = pytest.mark.anyio
-
-
-class CarrierSocket:
-    """The media socket as the carrier holds it, in memory."""
-
-    def __init__(self) -> None:
-        self.side = CarrierSide(TwilioTransport().new_protocol().wire, TWILIO)
-        self.inbound_tx, self.inbound_rx = anyio.create_memory_object_stream[str](200)
-        self.sent: list[dict[str, Any]] = []
-        self._changed = anyio.Event()
-
-    async def __aiter__(self) -> AsyncIterator[str]:
-        async with self.inbound_rx:
-            async for frame in self.inbound_rx:
-                yield frame
-
-    async def send(self, text: str) -> None:
-        self.sent.append(json.loads(text))
-        self._changed.set()
-        self._changed = anyio.Event()
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        self.inbound_tx.close()
-
-    async def wait_for(self, event: str, count: int = 1) -> None:
-        with anyio.fail_after(5):
-            while sum(1 for m in self.sent if m["event"] == event) < count:
-                await self._changed.wait()
 
 
 @pytest.fixture
