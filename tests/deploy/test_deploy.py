@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
-from support.served_gateway import OMNIVOICE, GatewayProcess
+from support.served_gateway import OMNIVOICE, running
 
 from omnivoice.telemetry.metrics import GatewayMetrics
 
@@ -118,20 +117,9 @@ def test_the_dockerfile_runs_as_a_user_and_its_command_serves_healthz() -> None:
     local[local.index("--host") + 1] = "127.0.0.1"
     for flag in ("--port", "--metrics-port"):
         local[local.index(flag) + 1] = "0"
-    process = subprocess.Popen(local, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    gateway = None
-    try:
-        gateway = GatewayProcess(process)
+    with running(local) as gateway:
         health = httpx.get(f"{gateway.url}/healthz", timeout=10)
         metrics = httpx.get(gateway.metrics_url, timeout=10)
-    finally:
-        if gateway is not None:
-            gateway.stop()
-        else:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
     assert health.status_code == 200
     assert health.json()["status"] == "ok"
     assert "omnivoice_active_calls 0.0" in metrics.text

@@ -113,15 +113,18 @@ def value(
 def serving(*args: str, env: Mapping[str, str] | None = None) -> Iterator[GatewayProcess]:
     """Start ``omnivoice serve ARGS --port 0`` without carrier credentials or a metrics
     directory from the environment; stop it at the end of the block."""
+    with running([OMNIVOICE, "serve", "--port", "0", *args], env=env) as gateway:
+        yield gateway
+
+
+@contextmanager
+def running(command: list[str], env: Mapping[str, str] | None = None) -> Iterator[GatewayProcess]:
+    """Run ``command``, an ``omnivoice serve`` command line, until the end of the block."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "TELNYX_"))}
     environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     environ.update(env or {})
     process = subprocess.Popen(
-        [OMNIVOICE, "serve", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=environ,
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environ
     )
     gateway = None
     try:
