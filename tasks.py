@@ -73,7 +73,7 @@ def _run(*command: str | Path) -> int:
 
 
 def test(args: list[str]) -> int:
-    """Lint, type check, build the docs, then the test suite; pytest's summary is the last thing printed."""
+    """Lint, type check, build the docs, then the tests; pytest's summary is printed last."""
     checks = {
         "ruff check": (_bin("ruff"), "check", "."),
         "ruff format": (_bin("ruff"), "format", "--check", "."),

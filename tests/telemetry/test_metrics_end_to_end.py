@@ -8,6 +8,7 @@ for the whole server.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import anyio
@@ -82,19 +83,22 @@ async def scrape_during_and_after(gateway: GatewayProcess) -> tuple[Any, Any, An
             # The second reply follows the barge-in, which was counted before it.
             await phone.reply_after_clear.wait()
             later = await gateway.scrape()
-        await gateway.wait_for_line(r"counted as completed")
+        counted = await gateway.wait_for_line(r"counted as completed")
         after = await gateway.scrape()
     assert report is not None
-    return before, during, (later, after), report
+    return before, during, (later, after, counted), report
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 async def test_metrics_count_the_call_its_latency_and_its_barge_in(workers: int) -> None:
     args = ["--provider", "echo", "--log-level", "debug", "--workers", str(workers)]
     with serving(*args) as gateway:
-        before, during, (later, after), report = await scrape_during_and_after(gateway)
+        before, during, (later, after, counted), report = await scrape_during_and_after(gateway)
 
     assert report.clears == 1
+    # Call ids are unique across workers: call-PID-N there, call-N in a single process.
+    pattern = r"call-\d+-1: counted" if workers > 1 else r"call-1: counted"
+    assert re.search(pattern, counted), counted
     assert value(before, "omnivoice_active_calls") == 0
     assert value(before, "omnivoice_calls_total") == 0
 

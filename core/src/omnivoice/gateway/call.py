@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
@@ -36,6 +37,8 @@ __all__ = ["CallSettings", "CarrierSocket", "SessionFactory", "run_call"]
 log = logging.getLogger(__name__)
 
 _call_ids = itertools.count(1)
+_CALL_ID_PREFIX = os.environ.get("OMNIVOICE_CALL_ID_PREFIX", "call-")
+"""Workers of ``serve --workers`` set their own, so that call ids stay unique."""
 
 
 class CarrierSocket(Protocol):
@@ -208,7 +211,7 @@ class _Call:
         settings: CallSettings,
         clock: Callable[[], float],
     ) -> None:
-        self.id = f"call-{next(_call_ids)}"
+        self.id = f"{_CALL_ID_PREFIX}{next(_call_ids)}"
         self.socket = socket
         self.transport = transport
         self.protocol = transport.new_protocol()

@@ -5,7 +5,8 @@ The supervisor binds the listening socket once and starts N worker processes (th
 kernel hands each new connection to one of them, and a call's webhook, its media stream
 and everything of the call live in the worker that accepted the stream. Each worker is a
 whole gateway (plugins, providers, its own event loop); they share nothing but the socket
-and the metrics directory.
+and the metrics directory. Call ids are ``call-PID-N`` (``call-N`` in a single process),
+so logs, records and spans of different workers never share one.
 
 Metrics: the supervisor points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory (or
 empties the one given) before the workers start, so ``prometheus_client`` in every worker
@@ -288,6 +289,8 @@ def _worker_main(
 ) -> None:
     """The entry point of a worker process."""
     os.setpgrp()  # a terminal's Ctrl-C goes to the supervisor, which passes it on
+    # Call ids (in logs, records, spans) stay unique across the workers: call-PID-N.
+    os.environ["OMNIVOICE_CALL_ID_PREFIX"] = f"call-{os.getpid()}-"
     threading.Thread(target=_end_with_parent, args=(parent,), daemon=True).start()
     with contextlib.suppress(KeyboardInterrupt):
         target(listener, ready)
