@@ -156,3 +156,46 @@ async def test_without_an_sdk_nothing_is_recorded() -> None:
         span.set("omnivoice.function.outcome", "ok")
     assert not trace.get_current_span().is_recording()
     assert not isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
+async def test_function_calls_are_spans_and_counted_by_outcome(
+    exporter: InMemorySpanExporter,
+) -> None:
+    from prometheus_client import REGISTRY
+
+    from omnivoice.realtime.functions import run_function_call
+
+    def count(outcome: str) -> float:
+        return (
+            REGISTRY.get_sample_value("omnivoice_function_calls_total", {"outcome": outcome}) or 0
+        )
+
+    def broken(call_id: str, name: str, arguments: object) -> None:
+        raise RuntimeError("broken")
+
+    async def slow(call_id: str, name: str, arguments: object) -> None:
+        await anyio.sleep_forever()
+
+    before = {o: count(o) for o in ("ok", "error", "timeout", "cancelled")}
+    ok = ProcessConfig(on_function_call=lambda *args: {"ok": True})
+    await run_function_call(ok, "1", "fine", "{}")
+    await run_function_call(ProcessConfig(on_function_call=broken), "2", "broken", "{}")
+    late = ProcessConfig(on_function_call=slow, function_timeout=0.01)
+    await run_function_call(late, "3", "late", "{}")
+    with anyio.move_on_after(0.01):  # the caller interrupted: the call is cancelled
+        await run_function_call(ProcessConfig(on_function_call=slow), "4", "gone", "{}")
+
+    assert {o: count(o) - before[o] for o in before} == {
+        "ok": 1,
+        "error": 1,
+        "timeout": 1,
+        "cancelled": 1,
+    }
+    spans = {
+        s.attributes["omnivoice.function"]: s
+        for s in named(exporter.get_finished_spans(), "omnivoice.tool_call")
+        if s.attributes
+    }
+    assert spans["fine"].status.status_code is not StatusCode.ERROR
+    for name in ("broken", "late", "gone"):
+        assert spans[name].status.status_code is StatusCode.ERROR, name
