@@ -16,6 +16,8 @@ from omnivoice.audio import (
     Converter,
     Encoding,
     PolyphaseConverter,
+    StreamConverter,
+    g711,
     openai_to_twilio,
     twilio_to_openai,
 )
@@ -102,16 +104,41 @@ def test_delay_is_2_ms_measured_on_an_impulse(src: int, dst: int) -> None:
     at = 0.02
     impulse = np.zeros(src // 10, dtype="<i2")
     impulse[round(at * src)] = 20000
-    out = np.frombuffer(Converter().convert(impulse.tobytes(), pcm(src), pcm(dst)), "<i2")
+    stream = StreamConverter(pcm(src), pcm(dst))
+    out = np.frombuffer(stream.convert(impulse.tobytes()) + stream.flush(), "<i2")
     delay = int(np.argmax(out)) / dst - at
     assert abs(delay - 0.002) <= 1 / dst
     assert PolyphaseConverter(pcm(src), pcm(dst)).delay == pytest.approx(0.002, abs=1e-5)
+    # A one-shot conversion takes the delay off: the peak stays where it was.
+    clip = np.frombuffer(Converter().convert(impulse.tobytes(), pcm(src), pcm(dst)), "<i2")
+    assert abs(int(np.argmax(clip)) / dst - at) <= 1 / dst
+    assert len(clip) == len(impulse) * dst // src
+
+
+def test_a_one_shot_1_khz_tone_comes_out_in_phase() -> None:
+    # 20 ms of a 1 kHz tone burst from Twilio to OpenAI: 960 bytes, on the input's time
+    # axis. The burst's envelope shows a shift (a steady 1 kHz tone would hide 2 ms).
+    t_in, t_out = np.arange(160) / 8000, np.arange(480) / OPENAI.sample_rate
+    burst = LEVEL * 32767 * np.sin(2 * np.pi * 1000 * t_in) * np.hanning(160)
+    phone = g711.encode(np.rint(burst).astype("<i2").tobytes(), Encoding.MULAW)
+    expected = LEVEL * 32767 * np.sin(2 * np.pi * 1000 * t_out)
+    expected *= np.interp(t_out, t_in, np.hanning(160))
+    out = Converter().convert(phone, TWILIO, OPENAI)
+    assert len(out) == 960
+    aligned = np.frombuffer(out, "<i2").astype(np.float64)
+    assert np.corrcoef(aligned, expected)[0, 1] > 0.99
+    # The stream keeps its 2 ms delay: the same burst through it is that much late.
+    stream = StreamConverter(TWILIO, OPENAI)
+    late = np.frombuffer(stream.convert(phone) + stream.flush(), "<i2").astype(np.float64)
+    assert np.corrcoef(late[:480], expected)[0, 1] < 0.97
+    assert np.corrcoef(late[48:528], expected)[0, 1] > 0.99
 
 
 def test_full_scale_overshoot_saturates_instead_of_wrapping() -> None:
     # A full-scale square wave rings past full scale after each edge (Gibbs).
     square = np.where(np.arange(800) % 80 < 40, 32767, -32768).astype("<i2")
-    out = np.frombuffer(Converter().convert(square.tobytes(), pcm(8000), pcm(24000)), "<i2")
+    stream = StreamConverter(pcm(8000), pcm(24000))
+    out = np.frombuffer(stream.convert(square.tobytes()) + stream.flush(), "<i2")
     assert out.max() == 32767
     assert out.min() == -32768
     # Away from each edge, every output sample keeps the sign of the (delayed) input.
@@ -129,10 +156,10 @@ def test_mu_law_round_trip_through_the_provider_rate_keeps_38_db_snr() -> None:
     signal = np.rint(sum(a * np.sin(2 * np.pi * f * t + f) for a, f in tones) * 32767)
     original = np.asarray(signal, dtype="<i2")
     phone = openai_to_twilio(original.tobytes())
-    assert len(phone) == TWILIO.bytes_per_second + 16  # one second, plus the 2 ms tail
+    assert len(phone) == TWILIO.bytes_per_second  # one second, time-aligned
     back = np.frombuffer(twilio_to_openai(phone), "<i2").astype(np.float64)
-    delay = round(0.004 * rate)  # 2 ms each way
-    aligned = back[delay : delay + len(original)][2400:-2400]
+    assert len(back) == len(original)
+    aligned = back[2400:-2400]
     reference = original[2400:-2400].astype(np.float64)
     snr = 10 * np.log10(np.sum(reference**2) / np.sum((aligned - reference) ** 2))
     assert snr >= 35

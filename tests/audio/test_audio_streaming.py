@@ -1,4 +1,4 @@
-"""Streaming conversion: chunked equals one-shot, frame in frame out, odd bytes, flush,
+"""Streaming conversion: chunked equals all at once, frame in frame out, odd bytes, flush,
 bad input, and selection through the codec registry."""
 
 from __future__ import annotations
@@ -56,6 +56,12 @@ def noise(fmt: AudioFormat, seconds: float, seed: int = 0) -> bytes:
     return rng.integers(0, 256, n).astype(np.uint8).tobytes()
 
 
+def stream_whole(src: AudioFormat, dst: AudioFormat, data: bytes) -> bytes:
+    """``data`` through a fresh stream at once: delay in front, tail at the end."""
+    stream = StreamConverter(src, dst)
+    return stream.convert(data) + stream.flush()
+
+
 def chunked(converter: StreamConverter, data: bytes, sizes: list[int]) -> bytes:
     out, start = [], 0
     for size in itertools.cycle(sizes):
@@ -71,7 +77,7 @@ def test_chunked_output_equals_one_shot_output_whatever_the_chunk_sizes(
     src: AudioFormat, dst: AudioFormat
 ) -> None:
     data = noise(src, 0.3)
-    whole = Converter().convert(data, src, dst)
+    whole = stream_whole(src, dst, data)
     rng = np.random.default_rng(len(data))
     for case in range(4):
         # Sizes from empty to longer than a converter's internal piece, odd counts included.
@@ -81,7 +87,7 @@ def test_chunked_output_equals_one_shot_output_whatever_the_chunk_sizes(
 
 def test_a_dangling_pcm16_byte_is_completed_by_the_next_chunk() -> None:
     data = noise(OPENAI, 0.05)
-    whole = Converter().convert(data, OPENAI, TWILIO)
+    whole = stream_whole(OPENAI, TWILIO, data)
     stream = StreamConverter(OPENAI, TWILIO)
     assert stream.convert(data[:1]) == b""
     for cut in range(1, len(data), 2 * 37 + 1):  # odd offsets all along the stream
@@ -95,7 +101,7 @@ def test_a_dangling_byte_at_the_end_of_the_stream_is_dropped() -> None:
     data = noise(OPENAI, 0.02)
     stream = StreamConverter(OPENAI, TWILIO)
     out = stream.convert(data + b"\x7f") + stream.flush()
-    assert out == Converter().convert(data, OPENAI, TWILIO)
+    assert out == stream_whole(OPENAI, TWILIO, data)
     same_rate = StreamConverter(OPENAI, GEMINI_OUTPUT)
     assert same_rate.convert(data + b"\x7f") + same_rate.flush() == data
 
@@ -145,8 +151,27 @@ def test_the_convenience_functions_convert_whole_clips() -> None:
     voice = noise(OPENAI, 0.1)
     assert openai_to_twilio(voice) == Converter().convert(voice, OPENAI, TWILIO)
     assert gemini_to_twilio(voice) == Converter().convert(voice, GEMINI_OUTPUT, TWILIO)
-    assert len(twilio_to_openai(phone)) == OPENAI.bytes_per_frame(102)
-    assert len(gemini_to_twilio(voice)) == TWILIO.bytes_per_frame(102)
+    assert len(twilio_to_openai(phone)) == OPENAI.bytes_per_frame(100)
+    assert len(gemini_to_twilio(voice)) == TWILIO.bytes_per_frame(100)
+
+
+@pytest.mark.parametrize(("src", "dst"), PAIRS, ids=[f"{s}-{d}" for s, d in PAIRS])
+def test_a_one_shot_clip_is_the_stream_without_its_delay_and_tail(
+    src: AudioFormat, dst: AudioFormat
+) -> None:
+    data = noise(src, 0.1)
+    stream = StreamConverter(src, dst)
+    width = dst.bytes_per_sample
+    delay = round(PolyphaseConverter(src, dst).delay * dst.sample_rate) * width
+    n_in = len(data) // src.bytes_per_sample
+    n_out = -(-n_in * dst.sample_rate // src.sample_rate)  # rounded up, as resample_poly
+    whole = stream.convert(data) + stream.flush()
+    assert Converter().convert(data, src, dst) == whole[delay : delay + n_out * width]
+
+
+def test_twenty_ms_of_mu_law_gives_twenty_ms_at_24_khz() -> None:
+    assert len(Converter().convert(noise(TWILIO, 0.02), TWILIO, OPENAI)) == 960
+    assert len(Converter().convert(noise(OPENAI, 0.02), OPENAI, TWILIO)) == 160
 
 
 def test_same_rate_conversions_match_audioop() -> None:

@@ -34,7 +34,7 @@ def realtime_plugin(name: str, *, priority: int = 0, aliases: tuple[str, ...] = 
                 _provider,
                 accepts=[TWILIO],
                 produces=[OPENAI],
-                capabilities=[Capability.TRANSCRIPTS, "custom"],
+                capabilities=[Capability.USER_TRANSCRIPTS, "agent_transcripts"],
                 env_vars=["ACME_KEY"],
                 aliases=aliases,
                 priority=priority,
@@ -76,7 +76,7 @@ def test_registration_carries_its_metadata() -> None:
     assert registration.plugin == "acme"
     assert registration.accepts == (TWILIO,)
     assert registration.produces == (OPENAI,)
-    assert registration.capabilities == {"transcripts", "custom"}
+    assert registration.capabilities == Capability.TRANSCRIPTS
     assert registration.env_vars == ("ACME_KEY",)
     assert registry.create(Kind.REALTIME, "acme", model="m") == {"model": "m"}
     assert registration.to_dict()["accepts"] == ["mulaw@8000"]
@@ -230,6 +230,49 @@ def test_observer_errors_are_counted_and_do_not_stop_others(
     assert seen == ["c7"]
     assert registry.hook_errors == 1
     assert "observer bug" in caplog.text
+
+
+def test_observers_run_in_pluggys_order() -> None:
+    order: list[str] = []
+
+    def observer(name: str, **marks: bool) -> object:
+        class Observer:
+            @hookimpl(**marks)
+            def call_started(self, call: CallInfo) -> None:
+                order.append(name)
+
+        return Observer()
+
+    registry = Registry.load(
+        environ=BUILTINS_ONLY,
+        extra=[
+            ("last", observer("last", trylast=True)),
+            ("early", observer("early")),
+            ("first", observer("first", tryfirst=True)),
+            ("late", observer("late")),
+        ],
+    )
+    registry.notify("call_started", call=CallInfo(call_id="c1", transport="t"))
+    # As pluggy itself calls them: tryfirst, then the latest registered first, trylast.
+    assert order == ["first", "late", "early", "last"]
+    ours, order[:] = list(order), []
+    registry.manager.hook.call_started(call=CallInfo(call_id="c2", transport="t"))
+    assert order == ours
+
+
+@pytest.mark.parametrize("marker", ["wrapper", "hookwrapper"])
+def test_a_hook_wrapper_is_refused_with_its_reason(marker: str) -> None:
+    class Wrapping:
+        @hookimpl(**{marker: True})
+        def call_started(self, call: CallInfo) -> Any:
+            yield
+
+    registry = Registry.load(environ=BUILTINS_ONLY, extra=[("wrapping", Wrapping())])
+    info = next(p for p in registry.plugins if p.name == "wrapping")
+    assert info.error is not None
+    assert "call_started" in info.error
+    assert "wrappers" in info.error
+    assert registry.manager.get_plugin("wrapping") is None  # never called
 
 
 def test_plugin_info_json_shape() -> None:

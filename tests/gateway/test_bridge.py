@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 import anyio
 import numpy as np
 import pytest
-from support.fake_provider import FakeProvider, FakeSession
 
 from omnivoice.audio import GEMINI_INPUT, GEMINI_OUTPUT, OPENAI, TWILIO, AudioFormat
 from omnivoice.errors import AuthFailedError, SessionClosedError, UnsupportedFormatError
@@ -21,6 +20,7 @@ from omnivoice.realtime.provider import (
     SpeechStopped,
     Usage,
 )
+from omnivoice.testing import FakeClock, FakePlayback, ScriptedProvider, ScriptedSession
 
 pytestmark = pytest.mark.anyio
 
@@ -28,29 +28,7 @@ FRAME = bytes(range(256))[:160]  # 20 ms of mu-law that is not silence
 CONFIG = ProcessConfig(instructions="be brief")
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class FakePlayback:
-    """The carrier side: busy while the test says so; reports a fixed heard position."""
-
-    def __init__(self, heard_ms: int) -> None:
-        self.busy = False
-        self.heard_ms = heard_ms
-        self.clears = 0
-
-    async def clear(self) -> int:
-        self.clears += 1
-        self.busy = False
-        return self.heard_ms
-
-
-def session_of(provider: FakeProvider) -> FakeSession:
+def session_of(provider: ScriptedProvider) -> ScriptedSession:
     (session,) = provider.sessions
     return session
 
@@ -75,7 +53,7 @@ async def collect_events(bridge: RealtimeBridge) -> list[Event]:
 
 
 async def test_mulaw_passes_straight_through_when_the_provider_takes_it() -> None:
-    provider = FakeProvider(accepts=[OPENAI, TWILIO], produces=[TWILIO])
+    provider = ScriptedProvider(accepts=[OPENAI, TWILIO], produces=[TWILIO])
     async with RealtimeBridge.for_twilio(provider, CONFIG) as bridge:
         assert (bridge.input_format, bridge.output_format) == (TWILIO, TWILIO)
         session = session_of(provider)
@@ -91,7 +69,7 @@ async def test_mulaw_passes_straight_through_when_the_provider_takes_it() -> Non
 
 
 async def test_conversion_both_ways_for_a_pcm_provider() -> None:
-    provider = FakeProvider(accepts=[OPENAI], produces=[OPENAI])
+    provider = ScriptedProvider(accepts=[OPENAI], produces=[OPENAI])
     async with RealtimeBridge.for_twilio(provider, CONFIG) as bridge:
         session = session_of(provider)
         assert (session.input_format, session.output_format) == (OPENAI, OPENAI)
@@ -108,7 +86,7 @@ async def test_conversion_both_ways_for_a_pcm_provider() -> None:
 
 
 async def test_gemini_takes_16k_and_gives_24k() -> None:
-    provider = FakeProvider(accepts=[GEMINI_INPUT], produces=[GEMINI_OUTPUT])
+    provider = ScriptedProvider(accepts=[GEMINI_INPUT], produces=[GEMINI_OUTPUT])
     async with RealtimeBridge.for_twilio_gemini(provider, CONFIG) as bridge:
         session = session_of(provider)
         assert (session.input_format, session.output_format) == (GEMINI_INPUT, GEMINI_OUTPUT)
@@ -123,12 +101,12 @@ async def test_gemini_takes_16k_and_gives_24k() -> None:
 
 def test_a_provider_without_formats_is_refused() -> None:
     with pytest.raises(UnsupportedFormatError, match="declares no formats"):
-        RealtimeBridge.for_twilio(FakeProvider(accepts=[]), CONFIG)
+        RealtimeBridge.for_twilio(ScriptedProvider(accepts=[]), CONFIG)
 
 
 def test_formats_are_picked_from_what_the_provider_declares() -> None:
     pcm8k = AudioFormat(OPENAI.encoding, 8000)
-    bridge = RealtimeBridge(FakeProvider(accepts=[pcm8k], produces=[OPENAI]), CONFIG, TWILIO)
+    bridge = RealtimeBridge(ScriptedProvider(accepts=[pcm8k], produces=[OPENAI]), CONFIG, TWILIO)
     assert (bridge.input_format, bridge.output_format) == (pcm8k, OPENAI)
 
 
@@ -137,7 +115,7 @@ def test_formats_are_picked_from_what_the_provider_declares() -> None:
 
 async def test_a_turn_gives_events_transcript_and_metrics() -> None:
     clock = FakeClock()
-    provider = FakeProvider()
+    provider = ScriptedProvider()
     bridge = RealtimeBridge.for_twilio(provider, CONFIG, clock=clock)
     async with anyio.create_task_group() as tasks, bridge:
         session = session_of(provider)
@@ -227,7 +205,7 @@ async def test_a_turn_gives_events_transcript_and_metrics() -> None:
 
 async def test_barge_in_clears_the_line_drops_queued_audio_and_keeps_the_heard_text() -> None:
     playback = FakePlayback(heard_ms=400)
-    provider = FakeProvider()
+    provider = ScriptedProvider()
     async with RealtimeBridge.for_twilio(provider, CONFIG, playback=playback) as bridge:
         session = session_of(provider)
         audio = bridge.audio()
@@ -258,7 +236,7 @@ async def test_barge_in_clears_the_line_drops_queued_audio_and_keeps_the_heard_t
 
 async def test_speech_while_the_agent_is_silent_is_not_an_interruption() -> None:
     playback = FakePlayback(heard_ms=0)
-    provider = FakeProvider()
+    provider = ScriptedProvider()
     async with RealtimeBridge.for_twilio(provider, CONFIG, playback=playback) as bridge:
         session = session_of(provider)
         session.emit(SpeechStarted(), SpeechStopped())
@@ -271,7 +249,7 @@ async def test_speech_while_the_agent_is_silent_is_not_an_interruption() -> None
 
 async def test_interruption_after_the_text_arrives_late() -> None:
     playback = FakePlayback(heard_ms=500)
-    provider = FakeProvider()
+    provider = ScriptedProvider()
     async with RealtimeBridge.for_twilio(provider, CONFIG, playback=playback) as bridge:
         session = session_of(provider)
         session.emit(AudioChunk(FRAME * 50))  # 1 s of audio, no text yet
@@ -289,7 +267,7 @@ async def test_interruption_after_the_text_arrives_late() -> None:
 
 
 async def test_without_a_playback_heard_is_what_was_handed_over() -> None:
-    provider = FakeProvider()
+    provider = ScriptedProvider()
     async with RealtimeBridge.for_twilio(provider, CONFIG) as bridge:
         session = session_of(provider)
         session.emit(AudioChunk(FRAME * 5), AudioChunk(FRAME * 5))
@@ -302,14 +280,14 @@ async def test_without_a_playback_heard_is_what_was_handed_over() -> None:
 
 
 async def test_connection_errors_surface_on_entry() -> None:
-    provider = FakeProvider(connect_error=AuthFailedError("bad key"))
+    provider = ScriptedProvider(connect_error=AuthFailedError("bad key"))
     with pytest.raises(AuthFailedError):
         async with RealtimeBridge.for_twilio(provider, CONFIG):
             pass
 
 
 async def test_a_session_that_dies_is_reported_and_ends_the_audio() -> None:
-    provider = FakeProvider()
+    provider = ScriptedProvider()
     async with RealtimeBridge.for_twilio(provider, CONFIG) as bridge:
         session = session_of(provider)
         session.emit(AudioChunk(FRAME), RuntimeError("socket exploded"))
@@ -322,7 +300,7 @@ async def test_a_session_that_dies_is_reported_and_ends_the_audio() -> None:
 
 
 async def test_a_slow_provider_slows_the_caller_side_down() -> None:
-    provider = FakeProvider(consume_audio=False)
+    provider = ScriptedProvider(consume_audio=False)
     async with RealtimeBridge.for_twilio(provider, CONFIG, inbound_buffer=4) as bridge:
         for _ in range(4):
             with anyio.fail_after(5):
@@ -333,7 +311,7 @@ async def test_a_slow_provider_slows_the_caller_side_down() -> None:
 
 
 async def test_a_slow_audio_reader_slows_the_provider_down() -> None:
-    provider = FakeProvider()
+    provider = ScriptedProvider()
     async with RealtimeBridge.for_twilio(provider, CONFIG, outbound_buffer=2) as bridge:
         session = session_of(provider)
         session.emit(*[AudioChunk(FRAME) for _ in range(10)])
@@ -344,7 +322,7 @@ async def test_a_slow_audio_reader_slows_the_provider_down() -> None:
 
 
 async def test_events_end_after_session_ended() -> None:
-    provider = FakeProvider()
+    provider = ScriptedProvider()
     bridge = RealtimeBridge.for_twilio(provider, CONFIG)
     async with bridge:
         pass

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import base64
-import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import pytest
-from support.fake_provider import FakeProvider
 
 from omnivoice import hookimpl
 from omnivoice.audio import TWILIO
@@ -22,38 +19,12 @@ from omnivoice.realtime import AudioChunk, ProcessConfig
 from omnivoice.realtime.provider import Provider, SpeechStarted
 from omnivoice.telephony import Start
 from omnivoice.telephony.carrier import CarrierSide
+from omnivoice.telephony.transport import Transport
+from omnivoice.testing import FakeCarrierSocket, ScriptedProvider
+from omnivoice_telnyx import TelnyxTransport
 from omnivoice_twilio import TwilioTransport
 
 pytestmark = pytest.mark.anyio
-
-
-class FakeSocket:
-    """The carrier's side of the media socket, in memory."""
-
-    def __init__(self) -> None:
-        self.inbound_tx, self.inbound_rx = anyio.create_memory_object_stream[str](100)
-        self.sent: list[dict[str, Any]] = []
-        self.closed: tuple[int, str] | None = None
-        self._changed = anyio.Event()
-
-    async def __aiter__(self) -> AsyncIterator[str]:
-        async with self.inbound_rx:
-            async for frame in self.inbound_rx:
-                yield frame
-
-    async def send(self, text: str) -> None:
-        self.sent.append(json.loads(text))
-        self._changed.set()
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        self.closed = (code, reason)
-        self.inbound_tx.close()
-
-    async def wait_for(self, count: int, event: str) -> None:
-        with anyio.fail_after(5):
-            while sum(1 for m in self.sent if m["event"] == event) < count:
-                self._changed = anyio.Event()
-                await self._changed.wait()
 
 
 class Observer:
@@ -80,7 +51,11 @@ def payloads(messages: list[dict[str, Any]]) -> list[bytes]:
 
 
 async def serve_one(
-    provider: Provider, socket: FakeSocket, observer: Observer, stats: CallStats
+    provider: Provider,
+    socket: FakeCarrierSocket,
+    observer: Observer,
+    stats: CallStats,
+    transport: Transport | None = None,
 ) -> None:
     async def sessions(start: Start) -> tuple[Provider, ProcessConfig]:
         return provider, ProcessConfig()
@@ -88,7 +63,7 @@ async def serve_one(
     registry = Registry.load(environ={PLUGINS_ENV_VAR: ""}, extra=[("observer", observer)])
     await run_call(
         socket,
-        TwilioTransport(),
+        transport or TwilioTransport(),
         sessions,
         registry=registry,
         settings=CallSettings(lead_ms=100, mark_every=5),
@@ -97,7 +72,12 @@ async def serve_one(
 
 
 async def test_barge_in_clears_and_no_queued_frame_follows_the_clear() -> None:
-    provider, socket, observer, stats = FakeProvider(), FakeSocket(), Observer(), CallStats()
+    provider, socket, observer, stats = (
+        ScriptedProvider(),
+        FakeCarrierSocket(),
+        Observer(),
+        CallStats(),
+    )
     side = CarrierSide(TwilioTransport().new_protocol().wire, TWILIO)
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(serve_one, provider, socket, observer, stats)
@@ -145,8 +125,8 @@ async def test_barge_in_clears_and_no_queued_frame_follows_the_clear() -> None:
 
 
 async def test_a_provider_that_cannot_connect_ends_only_this_call() -> None:
-    provider = FakeProvider(connect_error=AuthFailedError("bad key"))
-    socket, observer, stats = FakeSocket(), Observer(), CallStats()
+    provider = ScriptedProvider(connect_error=AuthFailedError("bad key"))
+    socket, observer, stats = FakeCarrierSocket(), Observer(), CallStats()
     side = CarrierSide(TwilioTransport().new_protocol().wire, TWILIO)
     await socket.inbound_tx.send(side.connected())
     await socket.inbound_tx.send(side.start())
@@ -158,12 +138,12 @@ async def test_a_provider_that_cannot_connect_ends_only_this_call() -> None:
 
 
 async def test_a_protocol_violation_closes_the_call_with_its_reason() -> None:
-    socket, observer, stats = FakeSocket(), Observer(), CallStats()
+    socket, observer, stats = FakeCarrierSocket(), Observer(), CallStats()
     side = CarrierSide(TwilioTransport().new_protocol().wire, TWILIO)
     for frame in (side.connected(), side.start(), side.start()):  # a second start
         await socket.inbound_tx.send(frame)
     with anyio.fail_after(5):
-        await serve_one(FakeProvider(), socket, observer, stats)
+        await serve_one(ScriptedProvider(), socket, observer, stats)
     assert socket.closed is not None
     assert socket.closed[0] == 1008
     assert "start" in socket.closed[1]
@@ -172,8 +152,34 @@ async def test_a_protocol_violation_closes_the_call_with_its_reason() -> None:
 
 
 async def test_a_carrier_that_leaves_before_start_is_no_call() -> None:
-    socket, observer, stats = FakeSocket(), Observer(), CallStats()
+    socket, observer, stats = FakeCarrierSocket(), Observer(), CallStats()
     socket.inbound_tx.close()
-    await serve_one(FakeProvider(), socket, observer, stats)
+    await serve_one(ScriptedProvider(), socket, observer, stats)
     assert observer.started == []
     assert stats.active == 0
+
+
+CALLER, CALLED = "+13122010094", "+13122123456"
+
+
+@pytest.mark.parametrize(
+    ("transport", "side_options"),
+    [
+        # Twilio's numbers arrive as the <Parameter>s the webhook's answer forwarded...
+        (TwilioTransport(), {"custom_parameters": {"from": CALLER, "to": CALLED}}),
+        # ...Telnyx's in the start frame itself.
+        (TelnyxTransport(), {"extra": {"from": CALLER, "to": CALLED}}),
+    ],
+    ids=["twilio", "telnyx"],
+)
+async def test_observers_learn_the_caller_and_the_called_number(
+    transport: Transport, side_options: dict[str, Any]
+) -> None:
+    socket, observer, stats = FakeCarrierSocket(), Observer(), CallStats()
+    side = CarrierSide(transport.new_protocol().wire, TWILIO, **side_options)
+    for frame in (side.connected(), side.start(), side.stop()):
+        await socket.inbound_tx.send(frame)
+    with anyio.fail_after(5):
+        await serve_one(ScriptedProvider(), socket, observer, stats, transport)
+    (call,) = observer.started
+    assert (call.parameters["from"], call.parameters["to"]) == (CALLER, CALLED)

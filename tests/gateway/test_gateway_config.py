@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.fake_provider import FakeProvider
 
 from omnivoice.audio import TWILIO
 from omnivoice.default_plugins.echo import EchoProvider
@@ -16,6 +15,7 @@ from omnivoice.gateway.server import Gateway
 from omnivoice.plugins import PLUGINS_ENV_VAR, Registry
 from omnivoice.realtime import Client, FunctionDeclaration, ProcessConfig, Provider
 from omnivoice.telephony import Start
+from omnivoice.testing import ScriptedProvider
 
 pytestmark = pytest.mark.anyio
 
@@ -56,7 +56,7 @@ async def test_a_named_provider_gets_its_options_and_each_call_its_config() -> N
 
 
 async def test_fallbacks_make_a_fallback_client() -> None:
-    primary, backup = FakeProvider("primary"), FakeProvider("backup")
+    primary, backup = ScriptedProvider("primary"), ScriptedProvider("backup")
     config = Config(realtime=RealtimeConfig(provider=primary, fallbacks=[backup]))
     provider, _ = await session_of(Gateway.from_config(config, registry=registry()))
     assert isinstance(provider, Client)

@@ -98,8 +98,10 @@ async def test_a_phone_call_with_a_barge_in_through_omnivoice_serve(
     assert cancel == {"type": "response.cancel", "response_id": response.id}
     assert truncate["item_id"] == response.item_id
     heard_ms = heard_prefix(heard, answer) // BYTES_PER_MS
-    assert 800 <= heard_ms < 3000
-    assert abs(truncate["audio_end_ms"] - heard_ms) <= 40  # one frame and one mark
+    assert 0 < heard_ms < 3000  # some of the answer, not all of it
+    # The gateway knows the position from the marks acknowledged so far: those still on
+    # their way back at the clear are at most the lead (100 ms) and a frame.
+    assert abs(truncate["audio_end_ms"] - heard_ms) <= 120
     # Nothing of the answer after the cut reached the caller.
     start = heard.find(answer[:160])
     assert answer[heard_ms * BYTES_PER_MS + 320 :][:160] not in heard[start:]

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 
 import anyio
 import pytest
-from support.fake_openai import FakeConnection, FakeOpenAI, Probe, open_session
+from support.fake_openai import FakeConnection, FakeOpenAI, open_session
 
 from omnivoice.realtime.provider import ProviderError, ProviderSwitched
 from omnivoice.realtime.types import AudioChunk, FunctionDeclaration, ProcessConfig, Transcript
+from omnivoice.testing import SessionProbe
 from omnivoice_openai_realtime import Provider
 
 pytestmark = pytest.mark.anyio
@@ -23,7 +24,7 @@ CONFIG = ProcessConfig(instructions="You are the front desk.", functions=(TOOL,)
 class Caller:
     """The caller's audio: numbered 20 ms mu-law frames, so any loss or reordering shows."""
 
-    def __init__(self, probe: Probe) -> None:
+    def __init__(self, probe: SessionProbe) -> None:
         self.probe = probe
         self.sent = bytearray()
 

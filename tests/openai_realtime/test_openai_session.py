@@ -23,7 +23,7 @@ from omnivoice.realtime.types import (
     ProcessConfig,
     Transcript,
 )
-from omnivoice.registration import Kind
+from omnivoice.registration import Capability, Kind
 from omnivoice.telephony.events import Start
 from omnivoice_openai_realtime import FORMATS, OpenAIRealtimeError, Provider
 
@@ -262,9 +262,14 @@ def test_the_registry_knows_it_by_both_names() -> None:
     assert registration.distribution == "omnivoice-openai-realtime"
     assert registration.accepts == registration.produces == FORMATS
     assert TWILIO in registration.accepts
-    assert {"function_calling", "transcripts", "interruption", "truncation"} <= (
-        registration.capabilities
+    expected = (
+        Capability.FUNCTION_CALLING
+        | Capability.TRANSCRIPTS
+        | Capability.INTERRUPTION
+        | Capability.TRUNCATION
+        | Capability.HISTORY
     )
+    assert expected in registration.capabilities
     assert {"OPENAI_API_KEY", "OPENAI_REALTIME_URL", "OPENAI_REALTIME_MODEL"} <= set(
         registration.env_vars
     )

@@ -11,7 +11,6 @@ from support.fake_pipeline import (
     PCM24K,
     FakeLLM,
     FakePipelinePlugin,
-    FakePlayback,
     FakeSTT,
     FakeTTS,
     Gate,
@@ -28,6 +27,7 @@ from omnivoice.plugins import PLUGINS_ENV_VAR, Registry
 from omnivoice.realtime import AudioChunk, FunctionDeclaration, ProcessConfig, Transcript
 from omnivoice.realtime.provider import SpeechStarted, SpeechStopped
 from omnivoice.telephony import Start
+from omnivoice.testing import FakePlayback
 
 pytestmark = pytest.mark.anyio
 

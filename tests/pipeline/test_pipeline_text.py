@@ -13,12 +13,10 @@ import pytest
 from support.fake_pipeline import (
     PCM16K,
     PCM24K,
-    FakeClock,
     FakeLLM,
     FakeSTT,
     FakeTTS,
     Gate,
-    PipelineCall,
     pipeline_call,
     words,
 )
@@ -40,6 +38,7 @@ from omnivoice.realtime.provider import (
     SpeechStopped,
     Usage,
 )
+from omnivoice.testing import FakeClock, SessionProbe
 
 pytestmark = pytest.mark.anyio
 
@@ -51,7 +50,7 @@ def pipeline(
     return TextPipeline(stt or FakeSTT(), llm, tts or FakeTTS(), **options)
 
 
-def say(call: PipelineCall, stt: FakeSTT, text: str, trailing_silence_ms: int = 0) -> None:
+def say(call: SessionProbe, stt: FakeSTT, text: str, trailing_silence_ms: int = 0) -> None:
     """The caller says ``text``, as the recogniser reports it."""
     stt.stream.emit(
         SpeechStarted(),
@@ -60,7 +59,7 @@ def say(call: PipelineCall, stt: FakeSTT, text: str, trailing_silence_ms: int = 
     )
 
 
-def agent_text(call: PipelineCall) -> list[tuple[str, bool]]:
+def agent_text(call: SessionProbe) -> list[tuple[str, bool]]:
     return [(t.text, t.is_final) for t in call.of_type(Transcript) if not t.is_input]
 
 
@@ -81,14 +80,14 @@ async def test_the_first_sentence_is_spoken_while_the_model_is_still_writing() -
     stt, tts = FakeSTT(), FakeTTS()
     async with pipeline_call(pipeline(llm, tts, stt)) as call:
         say(call, stt, "hi", trailing_silence_ms=300)
-        first = await call.wait_for_type(AudioChunk)
+        first = await call.wait_for(AudioChunk)
         assert gate.reached.is_set()  # the model is held after its first sentence
         assert not llm.streams[0].finished
         assert tts.texts == ["Hello there."]
         assert not first.is_final
         gate.open()
         await call.wait_for(lambda e: isinstance(e, AudioChunk) and e.is_final)
-        usage = await call.wait_for_type(Usage)
+        usage = await call.wait_for(Usage)
 
     assert tts.texts == ["Hello there.", "How can I help?"]
     assert [type(e) for e in call.events[:3]] == [SpeechStarted, Transcript, SpeechStopped]
@@ -121,7 +120,7 @@ async def test_instructions_history_voice_and_temperature_reach_the_providers() 
     )
     async with pipeline_call(pipeline(llm, tts, stt), config) as call:
         say(call, stt, "Book a table")
-        await call.wait_for_type(Usage)
+        await call.wait_for(Usage)
     (request,) = llm.requests
     assert request.messages == [
         Message("system", "Be brief."),
@@ -138,9 +137,9 @@ async def test_the_conversation_grows_turn_by_turn() -> None:
     llm, stt = FakeLLM("First answer.", "Second answer."), FakeSTT()
     async with pipeline_call(pipeline(llm, stt=stt)) as call:
         say(call, stt, "one")
-        await call.wait_for_type(Usage)
+        await call.wait_for(Usage)
         say(call, stt, "two")
-        await call.wait_for_type(Usage, after=len(call.events))
+        await call.wait_for(Usage, after=len(call.events))
         await llm.wait_for_requests(2)
     assert user_and_agent(llm.requests[1].messages) == [
         ("user", "one"),
@@ -160,7 +159,7 @@ async def test_formats_the_providers_lack_are_converted_both_ways() -> None:
         assert len(received) == 6400  # 200 ms of PCM16 at 16 kHz
         assert stt.stream.audio_format == PCM16K
         say(call, stt, "hello")
-        await call.wait_for_type(Usage)
+        await call.wait_for(Usage)
     assert tts.requests[0].audio_format == PCM24K
     *chunks, last = call.of_type(AudioChunk)
     assert sum(len(c.audio) for c in chunks) == 8 * tts.duration_ms("Hi there.")  # mu-law 8 kHz
@@ -191,7 +190,7 @@ async def test_barge_in_stops_the_model_and_the_synthesis_and_keeps_what_was_hea
             await stalled.reached.wait()  # the second sentence is being spoken
             await held.reached.wait()  # and the model is still writing
         stt.stream.emit(SpeechStarted())
-        started = await call.wait_for_type(SpeechStarted, after=3)
+        started = await call.wait_for(SpeechStarted, after=3)
         mark = call.events.index(started)
         # The bridge clears the line and says what was heard: the first sentence (190 ms)
         # and half of the second one.
@@ -201,11 +200,11 @@ async def test_barge_in_stops_the_model_and_the_synthesis_and_keeps_what_was_hea
         assert final.audio == b""
         assert llm.streams[0].closed_early
         assert tts.streams[1].closed_early
-        usage = await call.wait_for_type(Usage, after=mark)
+        usage = await call.wait_for(Usage, after=mark)
         assert usage.details["pipeline"]["interrupted"] is True
         stt.stream.emit(Transcript("wait", is_input=True, is_final=True), SpeechStopped())
         await llm.wait_for_requests(2)
-        await call.wait_for_type(Usage, after=call.events.index(usage) + 1)
+        await call.wait_for(Usage, after=call.events.index(usage) + 1)
 
     assert tts.texts == ["One two three four.", "Five six seven eight.", "Sorry, go on."]
     # The bridge gets the text that was spoken, whole, to place its own heard mark in it.
@@ -222,9 +221,9 @@ async def test_barge_in_after_the_whole_answer_was_sent_still_cuts_the_conversat
     stt = FakeSTT()
     async with pipeline_call(pipeline(llm, stt=stt)) as call:
         say(call, stt, "Go")
-        await call.wait_for_type(Usage)  # all sent; the carrier is still playing it
+        await call.wait_for(Usage)  # all sent; the carrier is still playing it
         stt.stream.emit(SpeechStarted())
-        await call.wait_for_type(SpeechStarted, after=3)
+        await call.wait_for(SpeechStarted, after=3)
         await call.session.interrupt(110)  # of 230 ms
         stt.stream.emit(Transcript("stop", is_input=True, is_final=True), SpeechStopped())
         await llm.wait_for_requests(2)
@@ -244,7 +243,7 @@ async def test_speech_before_the_answer_is_heard_withdraws_it_and_joins_the_turn
         with anyio.fail_after(5):
             await thinking.reached.wait()
         say(call, stt, "a pizza")  # the caller had not finished
-        await call.wait_for_type(Usage)
+        await call.wait_for(Usage)
         await llm.wait_for_requests(2)
     assert llm.streams[0].closed_early
     assert user_and_agent(llm.requests[1].messages) == [("user", "I would like a pizza")]
@@ -277,14 +276,14 @@ async def test_without_the_recognisers_end_of_speech_the_detector_ends_the_turn(
     provider = pipeline(llm, stt=stt, vad=True, end_silence_ms=300, final_timeout_s=30)
     async with pipeline_call(provider) as call:
         await call.send(silence(0.2) + tone(0.5))
-        await call.wait_for_type(SpeechStarted)
+        await call.wait_for(SpeechStarted)
         stt.stream.emit(Transcript("hel", is_input=True))  # a partial: words are coming
         await call.send(silence(0.5))
-        stopped = await call.wait_for_type(SpeechStopped)
+        stopped = await call.wait_for(SpeechStopped)
         assert stopped.trailing_silence_ms == 300
         assert llm.requests == []  # the final transcript is awaited
         stt.stream.emit(Transcript("hello", is_input=True, is_final=True))
-        await call.wait_for_type(Usage)
+        await call.wait_for(Usage)
     assert llm.requests[0].messages == [Message("user", "hello")]
 
 
@@ -299,10 +298,10 @@ async def test_a_turn_that_never_ends_is_ended_after_max_turn_s() -> None:
             Transcript("la la", is_input=True),
             Transcript(" la", is_input=True),  # new words only
         )
-        stopped = await call.wait_for_type(SpeechStopped)
+        stopped = await call.wait_for(SpeechStopped)
         assert stopped.trailing_silence_ms == 0
         # No final transcript comes either: the partial one stands in.
-        usage = await call.wait_for_type(Usage)
+        usage = await call.wait_for(Usage)
     assert llm.requests[0].messages == [Message("user", "la la la")]
     assert usage.details["pipeline"]["stt_final_ms"] is None
 
@@ -332,7 +331,7 @@ async def test_speech_without_words_gets_no_answer() -> None:
             with anyio.fail_after(5):
                 await dropped.seen.wait()  # no transcript came in time: noise
             say(call, stt, "a question")  # answered alone: the noise left nothing behind
-            await call.wait_for_type(Usage)
+            await call.wait_for(Usage)
     finally:
         logger.removeHandler(dropped)
         logger.setLevel(logging.NOTSET)
@@ -344,7 +343,7 @@ async def test_a_final_transcript_outside_any_turn_is_answered() -> None:
     llm, stt = FakeLLM("Yes?"), FakeSTT()
     async with pipeline_call(pipeline(llm, stt=stt)) as call:
         stt.stream.emit(Transcript("are you there", is_input=True, is_final=True))
-        await call.wait_for_type(Usage)
+        await call.wait_for(Usage)
     assert llm.requests[0].messages == [Message("user", "are you there")]
 
 
@@ -352,10 +351,10 @@ async def test_the_session_ends_with_the_callers_audio_after_the_last_answer() -
     llm, stt = FakeLLM("Goodbye!"), FakeSTT()
     async with pipeline_call(pipeline(llm, stt=stt, vad=True)) as call:
         await call.send(tone(0.3))
-        await call.wait_for_type(SpeechStarted)
+        await call.wait_for(SpeechStarted)
         stt.stream.emit(Transcript("bye", is_input=True, is_final=True))
         call.hang_up()
-        events = await call.wait_for_end()
+        events = await call.wait_ended()
     assert isinstance(events[-1], Usage)
     assert any(isinstance(e, AudioChunk) and e.is_final for e in events)
     assert llm.requests[0].messages == [Message("user", "bye")]
@@ -385,7 +384,7 @@ async def test_a_function_call_round_trip() -> None:
     config = ProcessConfig(functions=[LOOKUP], on_function_call=lookup)
     async with pipeline_call(pipeline(llm, tts, stt), config) as call:
         say(call, stt, "Where is order 42?")
-        usage = await call.wait_for_type(Usage)
+        usage = await call.wait_for(Usage)
 
     assert calls == [("call_1", "lookup_order", {"order_id": "42"})]
     (event,) = call.of_type(FunctionCall)
@@ -421,7 +420,7 @@ async def test_a_model_that_calls_functions_forever_is_stopped() -> None:
     config = ProcessConfig(functions=[LOOKUP], on_function_call=lambda *_: {"status": "?"})
     async with pipeline_call(pipeline(llm, stt=stt, max_tool_rounds=2), config) as call:
         say(call, stt, "Where is my order?")
-        usage = await call.wait_for_type(Usage)
+        usage = await call.wait_for(Usage)
     assert [len(r.tools) for r in llm.requests] == [1, 1, 0]  # the last round may not call
     assert len(call.of_type(FunctionCall)) == 2
     (error,) = call.of_type(ProviderError)
@@ -449,10 +448,10 @@ async def test_a_function_that_must_complete_survives_the_interruption() -> None
         with anyio.fail_after(5):
             await running.wait()
         stt.stream.emit(SpeechStarted())
-        await call.wait_for_type(SpeechStarted, after=3)
+        await call.wait_for(SpeechStarted, after=3)
         await call.session.interrupt(10_000)
         release.set()
-        usage = await call.wait_for_type(Usage)
+        usage = await call.wait_for(Usage)
         assert usage.details["pipeline"]["interrupted"]
         stt.stream.emit(Transcript("thanks", is_input=True, is_final=True), SpeechStopped())
         await llm.wait_for_requests(2)
@@ -478,7 +477,7 @@ async def test_an_interrupted_function_is_cancelled_and_the_model_told() -> None
         with anyio.fail_after(5):
             await running.wait()
         await call.session.interrupt(0)  # the application stops the agent
-        await call.wait_for_type(Usage)
+        await call.wait_for(Usage)
         say(call, stt, "never mind")
         await llm.wait_for_requests(2)
     tool = llm.requests[1].messages[2]
@@ -496,10 +495,10 @@ async def test_each_answer_reports_its_latencies() -> None:
     stt = FakeSTT()
     async with pipeline_call(pipeline(llm, tts, stt, clock=clock)) as call:
         stt.stream.emit(SpeechStarted(), SpeechStopped(trailing_silence_ms=200))
-        await call.wait_for_type(SpeechStopped)  # the speech really ended at 9.8
+        await call.wait_for(SpeechStopped)  # the speech really ended at 9.8
         clock.advance(0.1)
         stt.stream.emit(Transcript("hi", is_input=True, is_final=True))
-        usage = await call.wait_for_type(Usage)
+        usage = await call.wait_for(Usage)
     assert usage.details == {
         "pipeline": {
             "stt_final_ms": 300.0,  # 9.8 -> 10.1
@@ -526,7 +525,7 @@ async def test_a_recogniser_that_dies_ends_the_session_with_a_fatal_error() -> N
     stt = FakeSTT()
     async with pipeline_call(pipeline(FakeLLM(), stt=stt)) as call:
         stt.stream.emit(RuntimeError("socket closed"))
-        events = await call.wait_for_end()
+        events = await call.wait_ended()
     (error,) = [e for e in events if isinstance(e, ProviderError)]
     assert error.fatal
     assert "socket closed" in str(error.error)
@@ -536,7 +535,7 @@ async def test_a_recognition_stream_that_ends_during_the_call_is_fatal() -> None
     stt = FakeSTT()
     async with pipeline_call(pipeline(FakeLLM(), stt=stt)) as call:
         stt.stream.end()
-        events = await call.wait_for_end()
+        events = await call.wait_ended()
     (error,) = [e for e in events if isinstance(e, ProviderError)]
     assert error.fatal
 
@@ -546,9 +545,9 @@ async def test_a_failing_model_is_reported_and_what_it_wrote_is_said() -> None:
     tts, stt = FakeTTS(), FakeSTT()
     async with pipeline_call(pipeline(llm, tts, stt)) as call:
         say(call, stt, "hello")
-        await call.wait_for_type(Usage)
+        await call.wait_for(Usage)
         say(call, stt, "again")
-        await call.wait_for_type(Usage, after=call.events.index(call.of_type(Usage)[0]) + 1)
+        await call.wait_for(Usage, after=call.events.index(call.of_type(Usage)[0]) + 1)
     (error,) = call.of_type(ProviderError)
     assert not error.fatal
     assert "overloaded" in str(error.error)
@@ -560,7 +559,7 @@ async def test_a_failing_synthesis_ends_the_answer_with_what_was_said() -> None:
     tts, stt = FakeTTS(fail_on="Second part."), FakeSTT()
     async with pipeline_call(pipeline(llm, tts, stt)) as call:
         say(call, stt, "go")
-        await call.wait_for_type(Usage)
+        await call.wait_for(Usage)
         say(call, stt, "hello?")
         await llm.wait_for_requests(2)
     assert user_and_agent(llm.requests[1].messages) == [

@@ -10,7 +10,6 @@ import attrs
 import numpy as np
 import pytest
 from anyio.streams.memory import MemoryObjectSendStream
-from support.fake_provider import FakeProvider, FakeSession
 
 from omnivoice.audio import OPENAI, TWILIO, AudioFormat
 from omnivoice.errors import (
@@ -33,6 +32,7 @@ from omnivoice.realtime import (
 )
 from omnivoice.realtime.client import Client, FallbackSession
 from omnivoice.realtime.provider import ProviderError, ProviderEvent, ProviderSwitched
+from omnivoice.testing import ScriptedProvider, ScriptedSession
 
 pytestmark = pytest.mark.anyio
 
@@ -48,7 +48,7 @@ def frame(n: int) -> bytes:
     return bytes([n % 256]) * 160
 
 
-class GatedProvider(FakeProvider):
+class GatedProvider(ScriptedProvider):
     """A fake whose connections wait, while ``gate`` is set, until the test opens it; it
     counts the sessions still open."""
 
@@ -66,7 +66,7 @@ class GatedProvider(FakeProvider):
         *,
         input_format: AudioFormat,
         output_format: AudioFormat,
-    ) -> AsyncIterator[FakeSession]:
+    ) -> AsyncIterator[ScriptedSession]:
         if self.gate is not None:
             self.connecting.set()
             await self.gate.wait()
@@ -81,7 +81,7 @@ class GatedProvider(FakeProvider):
                 self.open_sessions -= 1
 
 
-class CrashingProvider(FakeProvider):
+class CrashingProvider(ScriptedProvider):
     """A fake whose session has a background task (as a real provider's socket reader) that
     fails when the test says so."""
 
@@ -97,7 +97,7 @@ class CrashingProvider(FakeProvider):
         *,
         input_format: AudioFormat,
         output_format: AudioFormat,
-    ) -> AsyncIterator[FakeSession]:
+    ) -> AsyncIterator[ScriptedSession]:
         stream = super().process_audio_stream(
             audio_in, config, input_format=input_format, output_format=output_format
         )
@@ -152,8 +152,8 @@ async def call(
 
 
 def test_it_presents_the_primary() -> None:
-    primary = FakeProvider("openai", accepts=[OPENAI, TWILIO], produces=[OPENAI])
-    client = Client(primary, FakeProvider("gemini", accepts=[OPENAI]))
+    primary = ScriptedProvider("openai", accepts=[OPENAI, TWILIO], produces=[OPENAI])
+    client = Client(primary, ScriptedProvider("gemini", accepts=[OPENAI]))
     assert client.name == "openai"
     assert (client.accepts, client.produces) == ((OPENAI, TWILIO), (OPENAI,))
     assert Client(primary, name="resilient").name == "resilient"
@@ -161,13 +161,13 @@ def test_it_presents_the_primary() -> None:
 
 def test_bad_options_are_refused() -> None:
     with pytest.raises(ValueError, match="reconnect_same"):
-        Client(FakeProvider(), reconnect_same=-1)
+        Client(ScriptedProvider(), reconnect_same=-1)
     with pytest.raises(ValueError, match="connect_timeout"):
-        Client(FakeProvider(), connect_timeout=0)
+        Client(ScriptedProvider(), connect_timeout=0)
 
 
 async def test_the_primary_serves_when_it_connects() -> None:
-    a, b = FakeProvider("a"), FakeProvider("b")
+    a, b = ScriptedProvider("a"), ScriptedProvider("b")
     async with call(Client(a, b)) as c:
         (session,) = a.sessions
         assert session.config is CONFIG
@@ -182,7 +182,7 @@ async def test_the_primary_serves_when_it_connects() -> None:
 
 async def test_the_session_ends_when_the_caller_and_the_provider_are_done() -> None:
     a = GatedProvider("a")
-    async with call(Client(a, FakeProvider("b"))) as c:
+    async with call(Client(a, ScriptedProvider("b"))) as c:
         session = a.sessions[0]
         await c.send(FRAME)
         c.audio.close()
@@ -204,8 +204,8 @@ async def test_the_session_ends_when_the_caller_and_the_provider_are_done() -> N
 async def test_a_provider_that_cannot_connect_is_skipped(
     error_class: type[ConnectionFailedError],
 ) -> None:
-    a = FakeProvider("a", connect_error=error_class("a is down"))
-    b = FakeProvider("b")
+    a = ScriptedProvider("a", connect_error=error_class("a is down"))
+    b = ScriptedProvider("b")
     async with call(Client(a, b)) as c:
         (session,) = b.sessions
         assert session.config is CONFIG  # nothing was said yet: no history
@@ -220,9 +220,9 @@ async def test_a_provider_that_cannot_connect_is_skipped(
 
 
 async def test_each_skip_is_reported_in_order() -> None:
-    a = FakeProvider("a", connect_error=RateLimitedError("busy"))
-    b = FakeProvider("b", connect_error=AuthFailedError("bad key"))
-    c_ = FakeProvider("c")
+    a = ScriptedProvider("a", connect_error=RateLimitedError("busy"))
+    b = ScriptedProvider("b", connect_error=AuthFailedError("bad key"))
+    c_ = ScriptedProvider("c")
     async with call(Client(a, b, c_)) as c:
         assert await c.next(2) == [
             ProviderSwitched("a", "b", "connection failed: RateLimitedError: busy"),
@@ -234,9 +234,9 @@ async def test_each_skip_is_reported_in_order() -> None:
 async def test_when_no_provider_connects_the_error_names_each() -> None:
     last = ModelUnavailableError("no such model")
     client = Client(
-        FakeProvider("a", connect_error=RateLimitedError("busy")),
-        FakeProvider("b", connect_error=AuthFailedError("bad key")),
-        FakeProvider("c", connect_error=last),
+        ScriptedProvider("a", connect_error=RateLimitedError("busy")),
+        ScriptedProvider("b", connect_error=AuthFailedError("bad key")),
+        ScriptedProvider("c", connect_error=last),
     )
     with pytest.raises(ConnectionFailedError) as caught:
         async with call(client):
@@ -249,8 +249,8 @@ async def test_when_no_provider_connects_the_error_names_each() -> None:
 
 
 async def test_other_errors_propagate_without_trying_the_fallbacks() -> None:
-    b = FakeProvider("b")
-    client = Client(FakeProvider("a", connect_error=OmnivoiceError("bad request")), b)
+    b = ScriptedProvider("b")
+    client = Client(ScriptedProvider("a", connect_error=OmnivoiceError("bad request")), b)
     with pytest.raises(OmnivoiceError, match="bad request") as caught:
         async with call(client):
             pytest.fail("no session should open")
@@ -259,7 +259,7 @@ async def test_other_errors_propagate_without_trying_the_fallbacks() -> None:
 
 
 async def test_a_connection_that_hangs_times_out() -> None:
-    a, b = GatedProvider("a"), FakeProvider("b")
+    a, b = GatedProvider("a"), ScriptedProvider("b")
     a.gate = anyio.Event()  # never opened
     async with call(Client(a, b, connect_timeout=0.05)) as c:
         assert await c.next() == [
@@ -272,7 +272,7 @@ async def test_a_connection_that_hangs_times_out() -> None:
 
 async def test_formats_no_codec_converts_are_refused_when_the_call_starts() -> None:
     odd = AudioFormat(OPENAI.encoding, 11025)
-    client = Client(FakeProvider("a"), FakeProvider("b", accepts=[odd]))
+    client = Client(ScriptedProvider("a"), ScriptedProvider("b", accepts=[odd]))
     with pytest.raises(UnsupportedFormatError):
         async with call(client):
             pytest.fail("no session should open")
@@ -282,7 +282,7 @@ async def test_formats_no_codec_converts_are_refused_when_the_call_starts() -> N
 
 
 async def test_a_dead_session_is_replaced_with_the_conversation_carried_over() -> None:
-    a, b = FakeProvider("a"), FakeProvider("b")
+    a, b = ScriptedProvider("a"), ScriptedProvider("b")
     async with call(Client(a, b)) as c:
         first = a.sessions[0]
         first.emit(
@@ -317,7 +317,7 @@ async def test_a_dead_session_is_replaced_with_the_conversation_carried_over() -
 
 
 async def test_when_the_same_provider_refuses_the_next_one_takes_over() -> None:
-    a, b = FakeProvider("a"), FakeProvider("b")
+    a, b = ScriptedProvider("a"), ScriptedProvider("b")
     async with call(Client(a, b)) as c:
         first = a.sessions[0]
         first.emit(Transcript("Hello?", is_input=True, is_final=True))
@@ -336,7 +336,7 @@ async def test_when_the_same_provider_refuses_the_next_one_takes_over() -> None:
 
 
 async def test_the_same_provider_is_retried_once_until_it_completes_a_response() -> None:
-    a, b = FakeProvider("a"), FakeProvider("b")
+    a, b = ScriptedProvider("a"), ScriptedProvider("b")
     async with call(Client(a, b, reconnect_same=1)) as c:
         a.sessions[0].emit(RuntimeError("boom"))
         assert await c.next() == [ProviderSwitched("a", "a", "session failed: RuntimeError: boom")]
@@ -359,7 +359,7 @@ async def test_the_same_provider_is_retried_once_until_it_completes_a_response()
 
 
 async def test_without_same_provider_reconnects_the_next_one_takes_over() -> None:
-    a, b = FakeProvider("a"), FakeProvider("b")
+    a, b = ScriptedProvider("a"), ScriptedProvider("b")
     async with call(Client(a, b, reconnect_same=0)) as c:
         a.sessions[0].emit(RuntimeError("boom"))
         assert await c.next() == [ProviderSwitched("a", "b", "session failed: RuntimeError: boom")]
@@ -382,7 +382,7 @@ async def test_a_failure_inside_the_providers_tasks_is_a_failover_too() -> None:
 
 
 async def test_when_no_provider_can_take_over_the_session_ends_with_a_fatal_error() -> None:
-    a, b = FakeProvider("a"), FakeProvider("b", connect_error=AuthFailedError("bad key"))
+    a, b = ScriptedProvider("a"), ScriptedProvider("b", connect_error=AuthFailedError("bad key"))
     async with call(Client(a, b)) as c:
         a.connect_error = ConnectionFailedError("unreachable")
         a.sessions[0].emit(AudioChunk(FRAME), RuntimeError("boom"))
@@ -400,8 +400,8 @@ async def test_when_no_provider_can_take_over_the_session_ends_with_a_fatal_erro
 
 
 async def test_a_failure_after_the_caller_has_gone_ends_the_session() -> None:
-    a = FakeProvider("a")
-    async with call(Client(a, FakeProvider("b"))) as c:
+    a = ScriptedProvider("a")
+    async with call(Client(a, ScriptedProvider("b"))) as c:
         session = a.sessions[0]
         c.audio.close()
         with anyio.fail_after(5):
@@ -414,7 +414,7 @@ async def test_a_failure_after_the_caller_has_gone_ends_the_session() -> None:
 
 async def test_the_history_is_kept_compact() -> None:
     config = attrs.evolve(CONFIG, history=[ConversationItem("user", "from an earlier session")])
-    a = FakeProvider("a")
+    a = ScriptedProvider("a")
     async with call(Client(a, history_items=4, history_chars=35), config) as c:
         first = a.sessions[0]
         first.emit(
@@ -466,7 +466,7 @@ async def test_the_callers_audio_during_a_reconnection_goes_to_the_new_session_f
 
 
 async def test_an_interruption_goes_to_the_session_serving_the_call() -> None:
-    a = FakeProvider("a")
+    a = ScriptedProvider("a")
     async with call(Client(a)) as c:
         await c.session.interrupt(50)
         a.sessions[0].emit(RuntimeError("boom"))
@@ -477,8 +477,8 @@ async def test_an_interruption_goes_to_the_session_serving_the_call() -> None:
 
 
 async def test_a_fallback_with_other_formats_is_converted_to_the_sessions() -> None:
-    a = FakeProvider("a", connect_error=ConnectionFailedError("down"))
-    b = FakeProvider("b", accepts=[OPENAI], produces=[OPENAI])
+    a = ScriptedProvider("a", connect_error=ConnectionFailedError("down"))
+    b = ScriptedProvider("b", accepts=[OPENAI], produces=[OPENAI])
     client = Client(a, b)
     assert client.accepts == (TWILIO,)
     async with call(client) as c:
@@ -501,7 +501,7 @@ async def test_a_fallback_with_other_formats_is_converted_to_the_sessions() -> N
 
 
 async def test_a_slow_session_slows_the_caller_side_down() -> None:
-    a = FakeProvider("a", consume_audio=False)
+    a = ScriptedProvider("a", consume_audio=False)
     async with call(Client(a), audio_buffer=4) as c:
         accepted = 0
         with pytest.raises(anyio.WouldBlock):  # noqa: PT012 - counting up to the block
@@ -514,7 +514,7 @@ async def test_a_slow_session_slows_the_caller_side_down() -> None:
 
 
 async def test_a_slow_event_reader_slows_the_provider_down() -> None:
-    a = FakeProvider("a")
+    a = ScriptedProvider("a")
     async with call(Client(a)) as c:
         session = a.sessions[0]
         session.emit(*[AudioChunk(FRAME) for _ in range(100)])
@@ -534,7 +534,7 @@ async def test_leaving_the_session_closes_the_provider_session() -> None:
 
 
 async def test_aclose_closes_every_provider() -> None:
-    a, b = FakeProvider("a"), FakeProvider("b")
+    a, b = ScriptedProvider("a"), ScriptedProvider("b")
     await Client(a, b, a).aclose()
     assert a.closed
     assert b.closed
@@ -544,7 +544,7 @@ async def test_aclose_closes_every_provider() -> None:
 
 
 async def test_a_failover_through_the_bridge() -> None:
-    a, b = FakeProvider("a"), FakeProvider("b")
+    a, b = ScriptedProvider("a"), ScriptedProvider("b")
     switched = anyio.Event()
     events: list[Event] = []
 

@@ -26,9 +26,8 @@ import copy
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
-from types import TracebackType
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
@@ -36,11 +35,12 @@ import anyio.abc
 import attrs
 
 from omnivoice.audio.format import TWILIO, AudioFormat
-from omnivoice.net import HandshakeRequest, Server, ServerWebSocket, serve
-from omnivoice.realtime.provider import Provider, ProviderEvent, RealtimeSession
+from omnivoice.net import HandshakeRequest, ServerWebSocket
+from omnivoice.realtime.provider import Provider
 from omnivoice.realtime.types import ProcessConfig
+from omnivoice.testing import FakeServer, Rejection, SessionProbe, open_probe
 
-__all__ = ["FakeCall", "FakeConnection", "FakeOpenAI", "FakeResponse", "Probe", "open_session"]
+__all__ = ["FakeCall", "FakeConnection", "FakeOpenAI", "FakeResponse", "open_session"]
 
 _GA_FORMATS = {"audio/pcm", "audio/pcmu", "audio/pcma"}
 _BETA_FORMATS = {"pcm16", "g711_ulaw", "g711_alaw"}
@@ -170,7 +170,7 @@ class FakeConnection:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = anyio.Event()
-        self.fake._notify()
+        self.fake.notify()
 
     @property
     def input_bytes_per_ms(self) -> int:
@@ -561,7 +561,7 @@ class FakeConnection:
     # --- the client's events --------------------------------------------------------------
 
     def violation(self, message: str) -> None:
-        self.fake.violations.append(f"connection {self.fake.connections.index(self)}: {message}")
+        self.fake.violation(f"connection {self.fake.connections.index(self)}: {message}")
 
     async def _serve(self) -> None:
         try:
@@ -706,8 +706,10 @@ class FakeConnection:
         await self._item_added(stored)
 
 
-class FakeOpenAI:
+class FakeOpenAI(FakeServer):
     """The server: ``url`` for the provider, ``connection(i)`` for each client session."""
+
+    path = "/v1/realtime"
 
     def __init__(
         self,
@@ -725,6 +727,7 @@ class FakeOpenAI:
         ``"event"`` (a ``model_not_found`` error before ``session.created``).
         ``refuse_session``: answer ``session.update`` with an error of this code.
         ``silent``: never send ``session.created``."""
+        super().__init__()
         self.api_key = api_key
         self.models = set(models)
         self.auth_failure = auth_failure
@@ -734,70 +737,19 @@ class FakeOpenAI:
         self.silent = silent
         self.connections: list[FakeConnection] = []
         self.session_ids: dict[FakeConnection, str] = {}
-        self.violations: list[str] = []
-        self.rejection: tuple[int, dict[str, str], str] | None = None
-        self.rejected = 0
-        self._server: Server | None = None
-        self._stack = AsyncExitStack()
-        self._changed = anyio.Event()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"{self._server.url}/v1/realtime"
-
-    def reject(
-        self, status: int | None, body: str = "", headers: Mapping[str, str] | None = None
-    ) -> None:
-        """Answer the next handshakes with this HTTP status (``None``: accept again)."""
-        if status is None:
-            self.rejection = None
-        else:
-            self.rejection = (status, dict(headers or {}), body)
 
     async def connection(self, index: int) -> FakeConnection:
         """The ``index``-th connection, once it is configured (its first ``session.update``)."""
-        while len(self.connections) <= index:
-            await self._changed.wait()
+        await self.wait_until(lambda: len(self.connections) > index)
         conn = self.connections[index]
         await conn.configured.wait()
         return conn
-
-    async def wait_until(self, condition: Callable[[], bool]) -> None:
-        """Until ``condition()`` holds, checked whenever any connection receives something."""
-        while not condition():
-            await self._changed.wait()
 
     def received_audio_ending(self, tail: bytes) -> bool:
         """Some connection's audio ends with ``tail`` (the caller's latest audio arrived)."""
         return any(conn.audio.endswith(tail) for conn in self.connections)
 
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
-
-    async def __aenter__(self) -> FakeOpenAI:
-        self._server = await self._stack.enter_async_context(
-            serve(self._handle, process_request=self._process_request)
-        )
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self._stack.aclose()
-
-    def _process_request(
-        self, request: HandshakeRequest
-    ) -> tuple[int, Mapping[str, str], str] | None:
-        if self.rejection is not None:
-            self.rejected += 1
-            return self.rejection
-        if request.path != "/v1/realtime":
-            return 404, {}, "not found"
+    def check_request(self, request: HandshakeRequest) -> Rejection | None:
         if self.auth_failure == "http" and not self._authorized(request):
             body = {"error": {"message": "Incorrect API key provided.", "code": "invalid_api_key"}}
             return 401, {"Content-Type": "application/json"}, json.dumps(body)
@@ -810,12 +762,12 @@ class FakeOpenAI:
         expected = f"Bearer {self.api_key}"
         return self.api_key is None or request.headers.get("authorization") == expected
 
-    async def _handle(self, ws: ServerWebSocket) -> None:
+    async def handle(self, ws: ServerWebSocket) -> None:
         conn = FakeConnection(self, ws)
         self.connections.append(conn)
         session_id = f"sess_{len(self.connections)}"
         self.session_ids[conn] = session_id
-        self._notify()
+        self.notify()
         if not self._authorized(ws.request):
             await conn.error("invalid_api_key", "Incorrect API key provided: sk-***.")
             await ws.aclose(3000, "invalid_request_error.invalid_api_key")
@@ -944,77 +896,14 @@ def _bytes_per_ms(api: str, session: Mapping[str, Any], side: str) -> int:
 # --- the client side: driving a provider session in tests ------------------------------------
 
 
-class Probe:
-    """One provider session under test: feed it caller audio, read what it yields."""
-
-    def __init__(self, session: RealtimeSession, audio: anyio.abc.ObjectSendStream[bytes]) -> None:
-        self.session = session
-        self.audio = audio
-        self.events: list[ProviderEvent] = []
-        self.ended = anyio.Event()
-        self._changed = anyio.Event()
-
-    async def send_audio(self, chunk: bytes) -> None:
-        await self.audio.send(chunk)
-
-    def end_audio(self) -> None:
-        """The caller hangs up: the audio input ends."""
-        self.audio.close()
-
-    def of_type(self, kind: type[Any]) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-    async def wait_for(
-        self, kind: type[Any], predicate: Callable[[Any], bool] = lambda e: True, count: int = 1
-    ) -> Any:
-        """The ``count``-th event of ``kind`` that satisfies ``predicate``."""
-        while True:
-            found = [e for e in self.of_type(kind) if predicate(e)]
-            if len(found) >= count:
-                return found[count - 1]
-            if self.ended.is_set():
-                raise AssertionError(f"the session ended without {kind.__name__}: {self.events}")
-            await self._changed.wait()
-
-    async def wait_ended(self) -> None:
-        await self.ended.wait()
-
-    async def _collect(self) -> None:
-        try:
-            async for event in self.session:
-                self.events.append(event)
-                self._changed.set()
-                self._changed = anyio.Event()
-        finally:
-            self.ended.set()
-            self._changed.set()
-
-
-@asynccontextmanager
-async def open_session(
+def open_session(
     provider: Provider,
     config: ProcessConfig | None = None,
     fmt: AudioFormat | None = None,
     *,
     collect: bool = True,
-) -> AsyncIterator[Probe]:
+) -> AbstractAsyncContextManager[SessionProbe]:
     """Open a session of ``provider`` (G.711 mu-law both ways unless ``fmt``) and collect
-    its events in the background (unless ``collect`` is false)."""
+    its events, checked against the contract, in the background (unless ``collect``)."""
     fmt = fmt or TWILIO
-    tx, rx = anyio.create_memory_object_stream[bytes](64)
-    failure: BaseException | None = None
-    with tx, rx:
-        stream = provider.process_audio_stream(
-            rx, config or ProcessConfig(), input_format=fmt, output_format=fmt
-        )
-        async with stream as session, anyio.create_task_group() as tasks:
-            probe = Probe(session, tx)
-            if collect:
-                tasks.start_soon(probe._collect)
-            try:
-                yield probe
-            except BaseException as exc:  # raised as itself, not in an exception group
-                failure = exc
-            tasks.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
+    return open_probe(provider, config, input_format=fmt, output_format=fmt, collect=collect)

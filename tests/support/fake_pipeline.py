@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -35,8 +35,9 @@ from omnivoice.pipeline import (
     ToolCall,
 )
 from omnivoice.realtime import FunctionDeclaration, ProcessConfig
-from omnivoice.realtime.provider import Provider, ProviderEvent, RealtimeSession
-from omnivoice.registration import Register
+from omnivoice.realtime.provider import Provider
+from omnivoice.registration import Capability, Register
+from omnivoice.testing import SessionProbe, open_probe
 
 PCM16K = AudioFormat(Encoding.PCM16, 16000)
 PCM24K = AudioFormat(Encoding.PCM16, 24000)
@@ -57,19 +58,6 @@ class Gate:
     async def pass_through(self) -> None:
         self.reached.set()
         await self._opened.wait()
-
-
-class FakeClock:
-    """A clock for the pipeline's metrics that only the test moves."""
-
-    def __init__(self, now: float = 10.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class ScriptedStream(Generic[T]):
@@ -169,6 +157,8 @@ class FakeRecognition:
 class FakeSTT(SpeechToText):
     """A recogniser whose streams (:class:`FakeRecognition`) the test drives."""
 
+    capabilities = Capability.USER_TRANSCRIPTS | Capability.SPEECH_EVENTS | Capability.STREAMING
+
     def __init__(
         self,
         name: str = "fake-stt",
@@ -241,6 +231,8 @@ class FakeLLM(LanguageModel):
     A reply is a script of :class:`TextDelta` and :class:`ToolCall` (and gates, errors,
     functions), or a string streamed word by word.
     """
+
+    capabilities = Capability.FUNCTION_CALLING | Capability.STREAMING
 
     def __init__(
         self,
@@ -367,101 +359,16 @@ class FakeTTS(TextToSpeech):
 # --- driving a session ----------------------------------------------------------------------
 
 
-class PipelineCall:
-    """A session of a provider, driven like a bridge would: caller audio in, events out."""
-
-    def __init__(self, session: RealtimeSession, audio: MemoryObjectSendStream[bytes]) -> None:
-        self.session = session
-        self.events: list[ProviderEvent] = []
-        self.ended = anyio.Event()
-        self._audio = audio
-        self._changed = anyio.Event()
-
-    async def send(self, audio: bytes, chunk: int = 640) -> None:
-        for start in range(0, len(audio), chunk):
-            await self._audio.send(audio[start : start + chunk])
-
-    def hang_up(self) -> None:
-        """The caller's audio ends."""
-        self._audio.close()
-
-    async def wait_for(
-        self, predicate: Callable[[ProviderEvent], bool], *, after: int = 0
-    ) -> ProviderEvent:
-        """The first event from index ``after`` on that matches (waiting for it)."""
-        index = after
-        with anyio.fail_after(5):
-            while True:
-                while index < len(self.events):
-                    if predicate(self.events[index]):
-                        return self.events[index]
-                    index += 1
-                if self.ended.is_set():
-                    raise AssertionError(f"the session ended without it: {self.events}")
-                changed = self._changed
-                await changed.wait()
-
-    async def wait_for_type(self, kind: type[T], *, after: int = 0) -> T:
-        event = await self.wait_for(lambda e: isinstance(e, kind), after=after)
-        assert isinstance(event, kind)
-        return event
-
-    async def wait_for_end(self) -> list[ProviderEvent]:
-        with anyio.fail_after(5):
-            await self.ended.wait()
-        return self.events
-
-    def of_type(self, kind: type[T]) -> list[T]:
-        return [event for event in self.events if isinstance(event, kind)]
-
-    async def _collect(self) -> None:
-        try:
-            async for event in self.session:
-                self.events.append(event)
-                self._changed.set()
-                self._changed = anyio.Event()
-        finally:
-            self.ended.set()
-            self._changed.set()
-
-
-@asynccontextmanager
-async def pipeline_call(
+def pipeline_call(
     provider: Provider,
     config: ProcessConfig | None = None,
     *,
     input_format: AudioFormat = PCM16K,
     output_format: AudioFormat = PCM24K,
-) -> AsyncIterator[PipelineCall]:
-    """Open a session of ``provider`` and collect its events while the block runs."""
-    audio_tx, audio_rx = anyio.create_memory_object_stream[bytes](100)
-    with audio_tx, audio_rx:
-        stream = provider.process_audio_stream(
-            audio_rx,
-            config or ProcessConfig(),
-            input_format=input_format,
-            output_format=output_format,
-        )
-        async with stream as session:
-            call = PipelineCall(session, audio_tx)
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(call._collect)
-                yield call
-                tasks.cancel_scope.cancel()
-
-
-class FakePlayback:
-    """The carrier side of a bridge: busy while the test says so; a fixed heard position."""
-
-    def __init__(self, heard_ms: int) -> None:
-        self.busy = False
-        self.heard_ms = heard_ms
-        self.clears = 0
-
-    async def clear(self) -> int:
-        self.clears += 1
-        self.busy = False
-        return self.heard_ms
+) -> AbstractAsyncContextManager[SessionProbe]:
+    """Open a session of ``provider`` (16 kHz in, 24 kHz out by default) and collect its
+    events, checked against the contract, while the block runs."""
+    return open_probe(provider, config, input_format=input_format, output_format=output_format)
 
 
 class FakePipelinePlugin:
@@ -473,7 +380,7 @@ class FakePipelinePlugin:
 
     @hookimpl
     def register_llm_providers(self, register: Register) -> None:
-        register("fake-llm", FakeLLM, capabilities=["function_calling"])
+        register("fake-llm", FakeLLM)
         register("not-an-llm", FakeTTS)
 
     @hookimpl

@@ -7,13 +7,13 @@ record must hold.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from omnivoice.audio import AudioFormat
 from omnivoice.default_plugins.echo import EchoProvider
 from omnivoice.gateway.config import Config, RealtimeConfig
-from omnivoice.realtime import AudioChunk, ProcessConfig, Transcript
+from omnivoice.realtime import AudioChunk, HeardResponse, ProcessConfig, Transcript
 from omnivoice.realtime.provider import Provider, ProviderEvent, RealtimeSession, SpeechStopped
 
 
@@ -38,20 +38,21 @@ class _Scripted:
             else:
                 yield event
 
-    async def interrupt(self, heard_ms: int) -> None:
-        await self._inner.interrupt(heard_ms)
+    async def interrupt(self, heard_ms: int, *, responses: Sequence[HeardResponse] = ()) -> None:
+        await self._inner.interrupt(heard_ms, responses=responses)
 
 
 class ScriptedProvider(Provider):
     name = "scripted"
     accepts = EchoProvider.accepts
     produces = EchoProvider.produces
+    capabilities = EchoProvider.capabilities
 
     def __init__(self) -> None:
         self._echo = EchoProvider(pause_ms=400)
 
     @asynccontextmanager
-    async def process_audio_stream(
+    async def open_session(
         self,
         audio_in: AsyncIterable[bytes],
         config: ProcessConfig,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import anyio
 import pytest
 from prometheus_client import REGISTRY
-from support.fake_provider import FakeProvider
-from support.memory_carrier import CarrierSocket
 
+from omnivoice.audio import TWILIO
 from omnivoice.errors import AuthFailedError
 from omnivoice.gateway.call import run_call
 from omnivoice.plugins import PLUGINS_ENV_VAR, Registry
@@ -15,6 +14,8 @@ from omnivoice.realtime import ProcessConfig
 from omnivoice.realtime.provider import Provider
 from omnivoice.telemetry.metrics import gateway_metrics
 from omnivoice.telephony import Start
+from omnivoice.telephony.carrier import CarrierSide
+from omnivoice.testing import FakeCarrierSocket, ScriptedProvider
 from omnivoice_twilio import TwilioTransport
 
 pytestmark = pytest.mark.anyio
@@ -29,7 +30,7 @@ def total(name: str) -> float:
     return sum(s.value for m in REGISTRY.collect() for s in m.samples if s.name == name)
 
 
-async def serve(socket: CarrierSocket, provider: Provider) -> None:
+async def serve(socket: FakeCarrierSocket, provider: Provider) -> None:
     async def sessions(start: Start) -> tuple[Provider, ProcessConfig]:
         return provider, ProcessConfig()
 
@@ -45,10 +46,10 @@ async def test_a_stream_that_never_starts_still_counts_its_bad_frames() -> None:
     calls_before = sample(
         "omnivoice_calls_total", transport="twilio", provider="fake", outcome="carrier_error"
     )
-    socket = CarrierSocket()
+    socket = FakeCarrierSocket()
     for frame in ("{not json", "[1, 2]", '{"event": "start"}'):  # then an invalid start
         await socket.inbound_tx.send(frame)
-    await serve(socket, FakeProvider())
+    await serve(socket, ScriptedProvider("fake"))
     assert sample("omnivoice_carrier_bad_frames_total", **labels) == bad_before + 2
     # No call started: none is counted, and nothing is left active.
     assert (
@@ -66,10 +67,11 @@ async def test_a_provider_that_refuses_the_key_is_counted_by_its_error_class() -
     errors = {"provider": "fake", "error": "AuthFailedError", "fatal": "true"}
     calls_before = sample("omnivoice_calls_total", **calls)
     errors_before = sample("omnivoice_provider_errors_total", **errors)
-    socket = CarrierSocket()
-    await socket.inbound_tx.send(socket.side.connected())
-    await socket.inbound_tx.send(socket.side.start())
-    await serve(socket, FakeProvider(connect_error=AuthFailedError("bad key")))
+    socket = FakeCarrierSocket()
+    side = CarrierSide(TwilioTransport().new_protocol().wire, TWILIO)
+    await socket.inbound_tx.send(side.connected())
+    await socket.inbound_tx.send(side.start())
+    await serve(socket, ScriptedProvider("fake", connect_error=AuthFailedError("bad key")))
     assert sample("omnivoice_calls_total", **calls) == calls_before + 1
     assert sample("omnivoice_provider_errors_total", **errors) == errors_before + 1
     assert sample("omnivoice_active_calls") == 0

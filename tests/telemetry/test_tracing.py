@@ -16,8 +16,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 from support.fake_pipeline import FakeLLM, FakeSTT, FakeTTS, Gate
-from support.memory_carrier import CarrierSocket
 
+from omnivoice.audio import TWILIO
 from omnivoice.gateway.call import run_call
 from omnivoice.pipeline import TextPipeline
 from omnivoice.pipeline.contracts import TextDelta, ToolCall
@@ -26,6 +26,8 @@ from omnivoice.realtime import FunctionDeclaration, ProcessConfig, Transcript
 from omnivoice.realtime.provider import Provider, SpeechStarted, SpeechStopped
 from omnivoice.telemetry.tracing import use_tracer_provider
 from omnivoice.telephony import Start
+from omnivoice.telephony.carrier import CarrierSide
+from omnivoice.testing import FakeCarrierSocket
 from omnivoice_twilio import TwilioTransport
 
 pytestmark = pytest.mark.anyio
@@ -69,8 +71,8 @@ async def test_a_call_gives_its_span_turn_spans_and_provider_spans(
         return pipeline, config
 
     registry = Registry.load(environ={PLUGINS_ENV_VAR: ""})  # the built-in telemetry only
-    socket = CarrierSocket()
-    side = socket.side
+    socket = FakeCarrierSocket()
+    side = CarrierSide(TwilioTransport().new_protocol().wire, TWILIO)
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(lambda: run_call(socket, TwilioTransport(), sessions, registry=registry))
         await socket.inbound_tx.send(side.connected())
@@ -82,11 +84,11 @@ async def test_a_call_gives_its_span_turn_spans_and_provider_spans(
             Transcript("what time is it", is_input=True, is_final=True),
             SpeechStopped(trailing_silence_ms=200),
         )
-        await socket.wait_for("media")  # the answer's first audio reached the line
+        await socket.wait_for(1, "media")  # the answer's first audio reached the line
         with anyio.fail_after(5):
             await stalled.reached.wait()
         stt.stream.emit(SpeechStarted())  # the caller speaks over the agent
-        await socket.wait_for("clear")
+        await socket.wait_for(1, "clear")
         await socket.inbound_tx.send(side.stop())
 
     spans = exporter.get_finished_spans()

@@ -100,7 +100,12 @@ def test_documented_inbound_messages_become_events() -> None:
         stream_id=STREAM_ID,
         call_id=CALL_ID,
         account_id="3E6F995F-85F7-4705-9741-53B116D28237",
-        custom_parameters={"customer_id": "customer_123"},
+        # The caller's and the called numbers are call parameters, as on Twilio.
+        custom_parameters={
+            "from": "+13122010094",
+            "to": "+13122123456",
+            "customer_id": "customer_123",
+        },
         media_format=AudioFormat(Encoding.MULAW, 8000),
         tracks=(),
         extra={
@@ -123,6 +128,14 @@ def test_documented_inbound_messages_become_events() -> None:
     assert protocol.receive(json.dumps(STOP)) == Stop()
     assert protocol.state is StreamState.STOPPED
     assert protocol.stats == {}
+
+
+def test_a_custom_parameter_named_like_a_start_field_wins() -> None:
+    start: dict[str, Any] = json.loads(json.dumps(START))
+    start["start"]["custom_parameters"] = {"from": "custom"}
+    event = TelnyxProtocol().receive(json.dumps(start))
+    assert isinstance(event, Start)
+    assert event.custom_parameters == {"from": "custom", "to": "+13122123456"}
 
 
 def test_error_frame_before_start_is_reported() -> None:

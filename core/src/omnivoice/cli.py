@@ -77,7 +77,7 @@ def _describe_plugin(info: PluginInfo) -> str:
         if r.produces:
             details.append("out " + ", ".join(map(str, r.produces)))
         if r.capabilities:
-            details.append("can " + ", ".join(sorted(r.capabilities)))
+            details.append("can " + ", ".join(r.capabilities.names))
         if r.env_vars:
             details.append("reads " + ", ".join(r.env_vars))
         if details:

@@ -18,6 +18,8 @@ __all__ = [
     "RateLimitedError",
     "SessionClosedError",
     "UnsupportedFormatError",
+    "describe_error",
+    "unwrap_error",
 ]
 
 
@@ -79,3 +81,21 @@ class RateLimitedError(ConnectionFailedError):
 
 class ModelUnavailableError(ConnectionFailedError):
     """The requested model does not exist or is not available to this account."""
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def unwrap_error(error: BaseException) -> BaseException:
+    """The one exception inside nested single-exception groups (what a task group raises
+    for one failed task), else ``error`` itself."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
+
+
+def describe_error(error: BaseException) -> str:
+    """``Class: message`` of an error (of the one error inside nested exception groups)."""
+    error = unwrap_error(error)
+    message = str(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__

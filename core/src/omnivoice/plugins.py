@@ -26,7 +26,7 @@ import pluggy
 from omnivoice import hookspecs
 from omnivoice.audio.format import AudioFormat
 from omnivoice.errors import PluginConflictError, PluginNotFoundError
-from omnivoice.registration import Kind, Registration
+from omnivoice.registration import Capability, Kind, Registration
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -132,9 +132,9 @@ class _Recorder:
         name: str,
         factory: Callable[..., Any],
         *,
-        accepts: Iterable[AudioFormat] = (),
-        produces: Iterable[AudioFormat] = (),
-        capabilities: Iterable[str] = (),
+        accepts: Iterable[AudioFormat] | None = None,
+        produces: Iterable[AudioFormat] | None = None,
+        capabilities: Capability | Iterable[Capability | str] | None = None,
         env_vars: Iterable[str] = (),
         aliases: Iterable[str] = (),
         priority: int = 0,
@@ -144,7 +144,11 @@ class _Recorder:
             raise ValueError(f"a {self.kind.label} needs a non-empty name, got {name!r}")
         if not callable(factory):
             raise TypeError(f"the factory of {self.kind.label} {name!r} is not callable")
-        accepts, produces = tuple(accepts), tuple(produces)
+        # Declared once: what the factory (a provider class) says, unless given here.
+        accepts = _declared(factory, "accepts", ()) if accepts is None else tuple(accepts)
+        produces = _declared(factory, "produces", ()) if produces is None else tuple(produces)
+        if capabilities is None:
+            capabilities = _declared(factory, "capabilities", Capability.NONE)
         bad = [f for f in (*accepts, *produces) if not isinstance(f, AudioFormat)]
         if bad:
             raise TypeError(f"{self.kind.label} {name!r}: not an AudioFormat: {bad[0]!r}")
@@ -280,16 +284,27 @@ class Registry:
             log.error("plugin %s failed in %s: %s", plugin, hook_name, _describe(exc))
 
     def call_each(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, BaseException]]:
-        """Call each implementation of ``hook_name``; yield ``(plugin, exception)`` failures."""
-        for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
+        """Call each implementation of ``hook_name`` in pluggy's order (``tryfirst`` ones
+        first, then the latest registered first, ``trylast`` ones last); yield
+        ``(plugin, exception)`` for each that raised."""
+        # get_hookimpls() lists them in the reverse of the order pluggy calls them.
+        for impl in reversed(getattr(self.manager.hook, hook_name).get_hookimpls()):
             try:
                 impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
             except Exception as exc:
                 yield impl.plugin_name, exc
 
 
+def _declared(factory: object, attribute: str, default: Any) -> Any:
+    """A provider class's own declaration (not a property, nor anything else)."""
+    value = getattr(factory, attribute, default)
+    if isinstance(default, tuple):
+        return tuple(value) if isinstance(value, tuple | list) else default
+    return value if isinstance(value, type(default)) else default
+
+
 class _UnknownHookError(Exception):
-    pass
+    """A plugin implements hooks in a way omnivoice cannot call."""
 
 
 def _identity(plugin: object) -> object:
@@ -312,6 +327,18 @@ def _register(
         if unknown:
             manager.unregister(plugin)
             raise _UnknownHookError(f"implements unknown hooks {unknown} (misspelled?)")
+        wrappers = sorted(
+            caller.name
+            for caller in manager.get_hookcallers(plugin) or ()
+            for impl in caller.get_hookimpls()
+            if impl.plugin is plugin and (impl.hookwrapper or impl.wrapper)
+        )
+        if wrappers:
+            manager.unregister(plugin)
+            raise _UnknownHookError(
+                f"implements {wrappers} as wrappers; omnivoice calls each implementation "
+                "on its own, so hook wrappers are not supported"
+            )
     except Exception as exc:
         log.warning("plugin %s (%s) was skipped: %s", info.name, info.distribution, _describe(exc))
         return attrs.evolve(info, error=_describe(exc))

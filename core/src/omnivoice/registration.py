@@ -51,24 +51,65 @@ _LABELS = {
 }
 
 
-class Capability(enum.StrEnum):
-    """Well-known capabilities. Plugins may declare other strings too."""
+class Capability(enum.Flag):
+    """What an implementation can do, as flags the core reads (combine them with ``|``).
 
-    FUNCTION_CALLING = "function_calling"
-    TRANSCRIPTS = "transcripts"
-    """Produces transcripts of the user's and/or the agent's speech."""
-    INTERRUPTION = "interruption"
-    """Detects barge-in and stops the response in progress."""
-    TRUNCATION = "truncation"
-    """Can be told how much of its response the caller heard."""
-    STREAMING = "streaming"
-    """Produces output incrementally (partial transcripts, token or audio streaming)."""
-    HANGUP = "hangup"
-    """A transport that can end the call through the carrier's API."""
+    Providers declare theirs as the class attribute ``capabilities``; the registry reads it
+    from the factory unless the registration gives its own. The bridge and the fallback
+    client act on them (see ``docs/providers/contract.md``); ``omnivoice plugins`` shows
+    them.
+    """
+
+    NONE = 0
+    FUNCTION_CALLING = enum.auto()
+    """Runs ``ProcessConfig`` functions (realtime) or asks for tool calls (LLM)."""
+    USER_TRANSCRIPTS = enum.auto()
+    """Transcribes the caller's speech."""
+    AGENT_TRANSCRIPTS = enum.auto()
+    """Gives the text of the agent's speech."""
+    TRANSCRIPTS = USER_TRANSCRIPTS | AGENT_TRANSCRIPTS
+    SPEECH_EVENTS = enum.auto()
+    """Reports when the caller starts and stops speaking (its own turn detection). Without
+    it, the bridge detects barge-in itself with an energy detector on the caller's audio."""
+    INTERRUPTION = enum.auto()
+    """``interrupt()`` stops the response in progress. Without it, the bridge still silences
+    the line and drops the rest of the response, but does not call ``interrupt()``."""
+    TRUNCATION = enum.auto()
+    """Keeps only what the caller heard of an interrupted reply in its own context."""
+    HISTORY = enum.auto()
+    """Takes ``ProcessConfig.history``: can take over a call that another session began."""
+    STREAMING = enum.auto()
+    """Produces output incrementally (partial transcripts, tokens, audio as it is made)."""
+    HANGUP = enum.auto()
+    """A transport that can end calls through the carrier's API."""
+
+    @property
+    def names(self) -> list[str]:
+        """The single flags set, in lower case (``["interruption", "streaming"]``)."""
+        return [flag.name.lower() for flag in self if flag.name]
+
+    @classmethod
+    def parse(cls, values: Capability | Iterable[Capability | str]) -> Capability:
+        """Flags from a flag, or from flags and names (``"function_calling"``)."""
+        if isinstance(values, Capability):
+            return values
+        if isinstance(values, str):
+            values = [values]
+        result = cls.NONE
+        for value in values:
+            if isinstance(value, Capability):
+                result |= value
+                continue
+            name = str(value).strip().upper().replace("-", "_")
+            if name not in cls.__members__:
+                known = ", ".join(name.lower() for name in cls.__members__)
+                raise ValueError(f"unknown capability {value!r}; known: {known}")
+            result |= cls[name]
+        return result
 
 
-def _strings(values: Iterable[str]) -> frozenset[str]:
-    return frozenset(str(v.value if isinstance(v, enum.Enum) else v) for v in values)
+def _capabilities(values: Capability | Iterable[Capability | str]) -> Capability:
+    return Capability.parse(values)
 
 
 def _formats(values: Iterable[AudioFormat]) -> tuple[AudioFormat, ...]:
@@ -95,7 +136,7 @@ class Registration:
     """Audio formats it takes as input, preferred first."""
     produces: tuple[AudioFormat, ...] = attrs.field(default=(), converter=_formats)
     """Audio formats it gives as output, preferred first."""
-    capabilities: frozenset[str] = attrs.field(default=frozenset(), converter=_strings)
+    capabilities: Capability = attrs.field(default=Capability.NONE, converter=_capabilities)
     env_vars: tuple[str, ...] = attrs.field(default=(), converter=_names)
     """Environment variables it reads (API keys, endpoints)."""
     aliases: tuple[str, ...] = attrs.field(default=(), converter=_names)
@@ -117,7 +158,7 @@ class Registration:
             "description": self.description,
             "accepts": [str(f) for f in self.accepts],
             "produces": [str(f) for f in self.produces],
-            "capabilities": sorted(self.capabilities),
+            "capabilities": self.capabilities.names,
             "env_vars": list(self.env_vars),
             "priority": self.priority,
         }
@@ -131,9 +172,9 @@ class Register(Protocol):
         name: str,
         factory: Callable[..., Any],
         *,
-        accepts: Iterable[AudioFormat] = (),
-        produces: Iterable[AudioFormat] = (),
-        capabilities: Iterable[str] = (),
+        accepts: Iterable[AudioFormat] | None = None,
+        produces: Iterable[AudioFormat] | None = None,
+        capabilities: Capability | Iterable[Capability | str] | None = None,
         env_vars: Iterable[str] = (),
         aliases: Iterable[str] = (),
         priority: int = 0,

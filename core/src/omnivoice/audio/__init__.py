@@ -20,6 +20,7 @@ from omnivoice.audio.format import (
     TWILIO,
     AudioFormat,
     Encoding,
+    choose_format,
 )
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "Encoding",
     "PolyphaseConverter",
     "StreamConverter",
+    "choose_format",
     "gemini_to_twilio",
     "openai_to_twilio",
     "twilio_to_gemini",

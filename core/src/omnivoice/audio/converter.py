@@ -1,7 +1,8 @@
 """Converting audio between formats: one-shot and streaming, through the codec registry.
 
-:class:`StreamConverter` converts one stream (one call, one direction) chunk by chunk;
-:class:`Converter` converts a whole clip. Both build their converter through the
+:class:`StreamConverter` converts one stream (one call, one direction) chunk by chunk, with
+a small delay (2 ms); :class:`Converter` converts a whole clip, time-aligned and exactly as
+long as its input. Both build their converter through the
 ``register_codecs`` hook: ``codec="polyphase"`` (the default) is the core's own
 :class:`PolyphaseConverter`, and an installed plugin may replace it or add others that
 users select by name. See ``docs/audio.md``.
@@ -193,8 +194,10 @@ class StreamConverter:
 class Converter:
     """Converts whole clips (one-shot). For a live stream, use :class:`StreamConverter`.
 
-    ``convert(data, src, dst)`` equals a fresh stream's ``convert(data) + flush()``: the
-    output starts with the converter's delay and ends with its tail.
+    A clip comes out time-aligned with its input and exactly as long, like
+    ``scipy.signal.resample_poly``: ``n`` samples at ``src`` give ``ceil(n * dst_rate /
+    src_rate)`` samples at ``dst``, with the stream's delay (``delay`` seconds, 2 ms for
+    the core's converter) taken off the front and the rest of its tail off the end.
     """
 
     def __init__(self, codec: str = DEFAULT_CODEC, *, registry: Registry | None = None) -> None:
@@ -204,7 +207,13 @@ class Converter:
     def convert(self, data: bytes, src: AudioFormat, dst: AudioFormat) -> bytes:
         """Convert a whole clip from ``src`` to ``dst``."""
         stream = _open(self.codec, self._registry, src, dst)
-        return stream.convert(data) + stream.flush()
+        out = stream.convert(data) + stream.flush()
+        width = dst.bytes_per_sample
+        # A codec that states no delay is taken to have none.
+        skip = round(getattr(stream, "delay", 0.0) * dst.sample_rate) * width
+        n_in = len(data) // src.bytes_per_sample
+        n_out = -(-n_in * dst.sample_rate // src.sample_rate)
+        return out[skip : skip + n_out * width]
 
 
 _converter = Converter()

@@ -6,8 +6,11 @@ PCM16 is signed 16-bit little-endian. G.711 (mu-law, A-law) is one byte per samp
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 
 import attrs
+
+from omnivoice.errors import UnsupportedFormatError
 
 __all__ = [
     "GEMINI_INPUT",
@@ -18,6 +21,7 @@ __all__ = [
     "TWILIO",
     "AudioFormat",
     "Encoding",
+    "choose_format",
 ]
 
 
@@ -79,3 +83,20 @@ GEMINI_INPUT = AudioFormat(Encoding.PCM16, 16000)
 """Gemini Live input: PCM16 16 kHz mono."""
 GEMINI_OUTPUT = AudioFormat(Encoding.PCM16, 24000)
 """Gemini Live output: PCM16 24 kHz mono."""
+
+
+def choose_format(
+    offered: Sequence[AudioFormat], wanted: AudioFormat | None = None, *, who: str = "it"
+) -> AudioFormat:
+    """The format a session uses, of those ``offered`` (preferred first): ``wanted`` when
+    it is offered (G.711 passed straight through from a phone line), else the first.
+
+    The one rule the bridge, the fallback client, the text pipeline and the providers'
+    default formats all follow. Raises :class:`~omnivoice.errors.UnsupportedFormatError`
+    when nothing is offered (``who`` names the offerer in the message).
+    """
+    if not offered:
+        raise UnsupportedFormatError(f"{who} declares no formats")
+    if wanted is not None and wanted in offered:
+        return wanted
+    return offered[0]

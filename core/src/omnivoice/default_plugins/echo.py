@@ -9,7 +9,7 @@ AI service. Speech is found by frame energy with a little hysteresis (the shared
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from omnivoice.audio.format import AudioFormat, Encoding
@@ -23,7 +23,7 @@ from omnivoice.realtime.provider import (
     SpeechStarted,
     SpeechStopped,
 )
-from omnivoice.realtime.types import AudioChunk, ProcessConfig
+from omnivoice.realtime.types import AudioChunk, HeardResponse, ProcessConfig
 from omnivoice.registration import Capability, Register
 
 __all__ = ["EchoProvider"]
@@ -42,6 +42,7 @@ class EchoProvider(Provider):
     name = "echo"
     accepts = _FORMATS
     produces = _FORMATS
+    capabilities = Capability.SPEECH_EVENTS | Capability.INTERRUPTION
 
     def __init__(
         self,
@@ -56,7 +57,7 @@ class EchoProvider(Provider):
         self.max_utterance_s = max_utterance_s
 
     @asynccontextmanager
-    async def process_audio_stream(
+    async def open_session(
         self,
         audio_in: AsyncIterable[bytes],
         config: ProcessConfig,
@@ -81,7 +82,7 @@ class _EchoSession:
         self._max_frames = max(1, int(provider.max_utterance_s * 50))  # 20 ms frames
         self.interruptions: list[int] = []
 
-    async def interrupt(self, heard_ms: int) -> None:
+    async def interrupt(self, heard_ms: int, *, responses: Sequence[HeardResponse] = ()) -> None:
         # Nothing to stop: everything of an utterance is yielded at once and the bridge
         # already dropped what was not played.
         self.interruptions.append(heard_ms)
@@ -128,8 +129,5 @@ def register_realtime_providers(register: Register) -> None:
     register(
         "echo",
         EchoProvider,
-        accepts=EchoProvider.accepts,
-        produces=EchoProvider.produces,
-        capabilities=[Capability.INTERRUPTION],
         description="plays the caller's speech back after a pause (wiring and latency test)",
     )

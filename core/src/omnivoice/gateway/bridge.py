@@ -23,11 +23,14 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from omnivoice.audio.converter import StreamConverter
-from omnivoice.audio.format import GEMINI_INPUT, GEMINI_OUTPUT, TWILIO, AudioFormat
-from omnivoice.errors import OmnivoiceError, SessionClosedError, UnsupportedFormatError
+from omnivoice.audio.format import GEMINI_INPUT, GEMINI_OUTPUT, TWILIO, AudioFormat, choose_format
+from omnivoice.audio.vad import EnergyVAD
+from omnivoice.concurrency import aclose_now
+from omnivoice.errors import OmnivoiceError, SessionClosedError
 from omnivoice.gateway.events import Event, EventLog, EventType
 from omnivoice.gateway.metrics import Metrics
-from omnivoice.gateway.transcript import Turn, heard_part
+from omnivoice.gateway.transcript import Turn
+from omnivoice.realtime.conversation import heard_part
 from omnivoice.realtime.provider import (
     FunctionCall,
     Provider,
@@ -38,7 +41,8 @@ from omnivoice.realtime.provider import (
     SpeechStopped,
     Usage,
 )
-from omnivoice.realtime.types import AudioChunk, ProcessConfig, Transcript
+from omnivoice.realtime.types import AudioChunk, HeardResponse, ProcessConfig, Transcript
+from omnivoice.registration import Capability
 
 __all__ = ["Playback", "RealtimeBridge"]
 
@@ -71,6 +75,8 @@ class _Response:
     """One response of the provider, as it reaches the caller."""
 
     turn: Turn
+    response_id: str | None = None
+    """The id its provider gave its audio chunks, if any."""
     out_bytes: int = 0
     """Carrier-format bytes produced."""
     handed_bytes: int = 0
@@ -109,10 +115,16 @@ class RealtimeBridge:
         self.provider = provider
         self.config = config
         self.telephony_format = telephony_format
-        self.input_format = input_format or _choose(telephony_format, provider.accepts, "takes")
-        self.output_format = output_format or _choose(
-            telephony_format, provider.produces, "produces"
+        self.input_format = input_format or choose_format(
+            provider.accepts, telephony_format, who=provider.name
         )
+        self.output_format = output_format or choose_format(
+            provider.produces, telephony_format, who=provider.name
+        )
+        self._vad: EnergyVAD | None = None
+        if not provider.capabilities & Capability.SPEECH_EVENTS and telephony_format.channels == 1:
+            # The provider cannot tell when the caller speaks: barge-in is found here.
+            self._vad = EnergyVAD(telephony_format)
         self._codec = codec
         self._playback = playback
         self._clock = clock
@@ -225,6 +237,12 @@ class RealtimeBridge:
         if self._audio_in is None or self._closed:
             raise SessionClosedError("the bridge is not open")
         self._metrics.audio_in_bytes += len(data)
+        if self._vad is not None:
+            for change in self._vad.process(data):
+                if change.speaking:
+                    await self._handle_speech_started()
+                else:
+                    self._user_stopped(change.trailing_silence_ms)
         converted = self._inbound.convert(data)
         if not converted:
             return
@@ -317,10 +335,7 @@ class RealtimeBridge:
                 log.exception("%s failed", self.provider.name)
                 self._error(OmnivoiceError(f"{type(exc).__name__}: {exc}"), fatal=True)
             finally:
-                close = getattr(events, "aclose", None)  # an async generator's cleanup runs now
-                if close is not None:
-                    with anyio.CancelScope(shield=True):
-                        await close()
+                await aclose_now(events)  # an async generator's cleanup runs now
                 if self._audio_in is not None:
                     self._audio_in.close()  # and send_audio() fails from now on
 
@@ -331,8 +346,7 @@ class RealtimeBridge:
         elif isinstance(event, Transcript):
             self._transcript(event)
         elif isinstance(event, SpeechStarted):
-            self._user_started()
-            await self._interrupt(reason="barge-in")
+            await self._handle_speech_started()
         elif isinstance(event, SpeechStopped):
             self._user_stopped(event.trailing_silence_ms)
         elif isinstance(event, FunctionCall):
@@ -365,6 +379,10 @@ class RealtimeBridge:
         else:
             self._error(OmnivoiceError(f"unknown provider event {event!r}"), fatal=False)
 
+    async def _handle_speech_started(self) -> None:
+        self._user_started()
+        await self._interrupt(reason="barge-in")
+
     async def _agent_audio(self, chunk: AudioChunk, out: MemoryObjectSendStream[_Queued]) -> None:
         if self._discarding:
             if chunk.is_final:
@@ -379,11 +397,14 @@ class RealtimeBridge:
         response = self._response
         if response.received_at is None:
             response.received_at = self._clock()
+        if response.response_id is None:
+            response.response_id = chunk.response_id
         audio = self._outbound.convert(chunk.audio)
         response.out_bytes += len(audio)
         if chunk.is_final:
             response.complete = True
-        await out.send(_Queued(self._generation, response, AudioChunk(audio, chunk.is_final)))
+        converted = AudioChunk(audio, chunk.is_final, response.response_id)
+        await out.send(_Queued(self._generation, response, converted))
 
     def _transcript(self, event: Transcript) -> None:
         if event.is_input:
@@ -474,12 +495,17 @@ class RealtimeBridge:
         if producing and self._response is not None and self._response not in interrupted:
             interrupted.append(self._response)
         self._playing.clear()
-        for index, response in enumerate(interrupted):
-            self._finish_agent_turn(response, heard_ms if index == 0 else 0, interrupted=True)
+        # The oldest was playing; those queued behind it were not heard at all.
+        heard = [
+            HeardResponse(r.response_id, heard_ms if i == 0 else 0, self._ms(r.out_bytes))
+            for i, r in enumerate(interrupted)
+        ]
+        for response, position in zip(interrupted, heard, strict=True):
+            self._finish_agent_turn(response, position.heard_ms, interrupted=True)
         self._metrics.interruptions += 1
         self._emit(EventType.INTERRUPTION, reason=reason, heard_ms=heard_ms)
-        if self._session is not None:
-            await self._session.interrupt(heard_ms)
+        if self._session is not None and self.provider.capabilities & Capability.INTERRUPTION:
+            await self._session.interrupt(heard_ms, responses=heard)
 
     def _finish_agent_turn(self, response: _Response, heard_ms: int, interrupted: bool) -> None:
         turn = response.turn
@@ -510,14 +536,6 @@ class RealtimeBridge:
 
     def _ms(self, n_bytes: int) -> int:
         return round(self.telephony_format.duration(n_bytes) * 1000)
-
-
-def _choose(telephony: AudioFormat, offered: tuple[AudioFormat, ...], verb: str) -> AudioFormat:
-    if telephony in offered:
-        return telephony
-    if not offered:
-        raise UnsupportedFormatError(f"the provider declares no formats it {verb}")
-    return offered[0]
 
 
 class _AudioOut:

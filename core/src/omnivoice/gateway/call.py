@@ -21,6 +21,7 @@ import anyio
 import attrs
 
 from omnivoice.calls import CallInfo
+from omnivoice.concurrency import fast_lock
 from omnivoice.errors import ConnectionFailedError, OmnivoiceError
 from omnivoice.gateway.bridge import RealtimeBridge
 from omnivoice.gateway.playout import Playout, SendAudio, SendMark
@@ -101,7 +102,7 @@ class _Line:
         self.playout = playout
         self.clock = clock
         self.clears = 0
-        self._send_lock = anyio.Lock()
+        self._send_lock = fast_lock()
         self._wake = anyio.Event()
 
     @property

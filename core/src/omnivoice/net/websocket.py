@@ -42,6 +42,7 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
+from omnivoice.concurrency import fast_lock
 from omnivoice.errors import OmnivoiceError
 
 __all__ = [
@@ -130,29 +131,6 @@ class ConnectionClosed(WebSocketError):
 # --- the connection -------------------------------------------------------------------
 
 
-class _Lock:
-    """A fair anyio lock that costs no trip through the event loop when it is free.
-
-    ``anyio.Lock`` yields on every acquisition (unless ``fast_acquire``, anyio 4.5+); the
-    network I/O done under these locks yields anyway, and they are taken several times
-    per message.
-    """
-
-    __slots__ = ("_lock",)
-
-    def __init__(self) -> None:
-        self._lock = anyio.Lock()
-
-    async def __aenter__(self) -> None:
-        try:
-            self._lock.acquire_nowait()
-        except anyio.WouldBlock:
-            await self._lock.acquire()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._lock.release()
-
-
 class WebSocket:
     """An open WebSocket connection; :func:`connect` yields one for a client.
 
@@ -184,9 +162,9 @@ class WebSocket:
         self._can_half_close = not isinstance(stream, TLSStream)
         # Writes are serialised so that frames from concurrent senders never interleave,
         # and the protocol's output is drained under the same lock so it goes out in order.
-        self._send_lock = _Lock()
+        self._send_lock = fast_lock()
         # Whoever holds the read lock reads the network on behalf of every waiter.
-        self._read_lock = _Lock()
+        self._read_lock = fast_lock()
         self._messages: deque[str | bytes] = deque()
         self._fragments: list[bytes | bytearray | memoryview] = []
         self._fragments_are_text = False

@@ -17,6 +17,7 @@ import attrs
 from omnivoice.audio.format import AudioFormat
 from omnivoice.realtime.provider import SpeechStarted, SpeechStopped
 from omnivoice.realtime.types import FunctionDeclaration, Transcript
+from omnivoice.registration import Capability
 
 __all__ = [
     "LanguageModel",
@@ -46,6 +47,9 @@ class SpeechToText(abc.ABC):
     name: str = "stt"
     accepts: tuple[AudioFormat, ...] = ()
     """Input formats, preferred first."""
+    capabilities: Capability = Capability.USER_TRANSCRIPTS
+    """``SPEECH_EVENTS`` if it reports the start and end of speech (its own endpointing),
+    ``STREAMING`` if it gives partial transcripts."""
 
     @abc.abstractmethod
     def transcribe(
@@ -91,6 +95,8 @@ class LanguageModel(abc.ABC):
     """A chat model that streams its answer."""
 
     name: str = "llm"
+    capabilities: Capability = Capability.NONE
+    """``FUNCTION_CALLING`` if it asks for tool calls; ``STREAMING`` if it streams text."""
 
     @abc.abstractmethod
     def stream(
@@ -115,6 +121,8 @@ class TextToSpeech(abc.ABC):
     name: str = "tts"
     produces: tuple[AudioFormat, ...] = ()
     """Output formats, preferred first."""
+    capabilities: Capability = Capability.NONE
+    """``STREAMING`` if it yields audio as it is made (not all at the end)."""
 
     @abc.abstractmethod
     def synthesize(

@@ -21,25 +21,26 @@ model. Each session streams all the way:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import anyio
 import anyio.lowlevel
 import attrs
-from anyio.abc import TaskGroup
+from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from omnivoice.audio.converter import DEFAULT_CODEC, StreamConverter
-from omnivoice.audio.format import AudioFormat
+from omnivoice.audio.format import AudioFormat, choose_format
 from omnivoice.audio.vad import EnergyVAD, VoiceActivity
+from omnivoice.concurrency import aclose_now
 from omnivoice.errors import OmnivoiceError, SessionClosedError
-from omnivoice.gateway.transcript import heard_part
 from omnivoice.pipeline.contracts import (
     LanguageModel,
     Message,
@@ -50,6 +51,7 @@ from omnivoice.pipeline.contracts import (
     ToolCall,
 )
 from omnivoice.pipeline.sentences import SentenceSplitter
+from omnivoice.realtime.conversation import heard_part
 from omnivoice.realtime.functions import FunctionOutcome, must_complete, run_function_call
 from omnivoice.realtime.provider import (
     FunctionCall,
@@ -61,8 +63,9 @@ from omnivoice.realtime.provider import (
     SpeechStopped,
     Usage,
 )
-from omnivoice.realtime.types import AudioChunk, ProcessConfig, Transcript
-from omnivoice.registration import Kind
+from omnivoice.realtime.session import EventChannel, serve_session
+from omnivoice.realtime.types import AudioChunk, HeardResponse, ProcessConfig, Transcript
+from omnivoice.registration import Capability, Kind
 from omnivoice.telemetry.tracing import record_operation
 
 if TYPE_CHECKING:
@@ -83,17 +86,15 @@ _OUT = 64
 _MS_PER_CHAR = 70.0
 """The speaking rate assumed until the call's own sentences have been measured."""
 _VAD_FRAME_MS = 20
-_CLOSE_TIMEOUT = 2.0
-"""Seconds a provider's stream may take to close once abandoned."""
 _CANCELLED = json.dumps({"error": "cancelled: the caller interrupted"})
 
 
 class TextPipeline(Provider):
     """Speech-to-text, a language model and text-to-speech, served as one realtime provider.
 
-    It takes what ``stt`` accepts and produces what ``tts`` produces, so a bridge converts
-    once; other formats are converted inside the session. The providers belong to the
-    pipeline from now on: :meth:`aclose` closes them.
+    It declares what ``stt`` accepts and what ``tts`` produces, so a bridge converts once;
+    a session opened directly in another format ``codec`` converts is converted inside.
+    The providers belong to the pipeline from now on: :meth:`aclose` closes them.
 
     Turn-taking: ``end_silence_ms`` of quiet after speech, as the local detector hears it
     (``vad``; a frame is speech above ``vad_threshold_dbfs``, speech starts after
@@ -145,6 +146,16 @@ class TextPipeline(Provider):
         self.name = name or f"{stt.name}+{llm.name}+{tts.name}"
         self.accepts = tuple(stt.accepts)
         self.produces = tuple(tts.produces)
+        self.capabilities = (
+            Capability.AGENT_TRANSCRIPTS
+            | Capability.SPEECH_EVENTS
+            | Capability.INTERRUPTION
+            | Capability.TRUNCATION
+            | Capability.HISTORY
+            | Capability.STREAMING
+            | (stt.capabilities & Capability.USER_TRANSCRIPTS)
+            | (llm.capabilities & Capability.FUNCTION_CALLING)
+        )
         self.end_silence_ms = end_silence_ms
         self.vad = vad
         self.vad_threshold_dbfs = vad_threshold_dbfs
@@ -157,18 +168,22 @@ class TextPipeline(Provider):
         self.registry = registry
         self.clock = clock
 
-    @asynccontextmanager
-    async def process_audio_stream(
+    def supports(self, audio_format: AudioFormat, role: str) -> bool:
+        """Its providers' formats, and any other its codec converts them from or to."""
+        declared = self.accepts if role == "input" else self.produces
+        return audio_format in declared or audio_format in _convertible(self.codec, self.registry)
+
+    def open_session(
         self,
         audio_in: AsyncIterable[bytes],
         config: ProcessConfig,
         *,
         input_format: AudioFormat,
         output_format: AudioFormat,
-    ) -> AsyncIterator[RealtimeSession]:
+    ) -> AbstractAsyncContextManager[RealtimeSession]:
         session = _TextSession(self, config, input_format, output_format)
-        async with session.running(audio_in):
-            yield session
+        run = functools.partial(session.run, audio_in)
+        return serve_session(session, run, events=session.events, name=self.name)
 
     async def aclose(self) -> None:
         """Close the three providers."""
@@ -179,6 +194,16 @@ class TextPipeline(Provider):
                 await self.llm.aclose()
             finally:
                 await self.tts.aclose()
+
+
+def _convertible(codec: str, registry: Registry | None) -> tuple[AudioFormat, ...]:
+    """The formats the codec converts between, both ways (as it registered them)."""
+    if registry is None:
+        from omnivoice.plugins import get_registry
+
+        registry = get_registry()
+    registration = registry.get(Kind.CODEC, codec)
+    return tuple(f for f in registration.accepts if f in registration.produces)
 
 
 def build_pipeline(
@@ -367,10 +392,6 @@ def _ms(start: float | None, end: float | None) -> float | None:
     return round(max(0.0, (end - start) * 1000), 1)
 
 
-def _pick(wanted: AudioFormat, offered: tuple[AudioFormat, ...]) -> AudioFormat:
-    return wanted if wanted in offered else offered[0]
-
-
 class _TextSession:
     """One call through a :class:`TextPipeline` (a :class:`RealtimeSession`).
 
@@ -391,8 +412,10 @@ class _TextSession:
         self._config = config
         self._clock = pipeline.clock
         self._output_format = output_format
-        self._stt_format = _pick(input_format, pipeline.stt.accepts)
-        self._tts_format = _pick(output_format, pipeline.tts.produces)
+        self._stt_format = choose_format(pipeline.stt.accepts, input_format, who=pipeline.stt.name)
+        self._tts_format = choose_format(
+            pipeline.tts.produces, output_format, who=pipeline.tts.name
+        )
         # Converters are built now, so that an impossible conversion fails on entry.
         self._inbound = self._converter(input_format, self._stt_format)
         self._spare_outbound = self._converter(self._tts_format, output_format)
@@ -429,17 +452,14 @@ class _TextSession:
         self._final_deadline: float | None = None
         self._deadlines_moved = anyio.Event()
         self._tasks: TaskGroup | None = None
-        self._out: MemoryObjectSendStream[ProviderEvent] | None = None
-        self._events: MemoryObjectReceiveStream[ProviderEvent] | None = None
+        self.events = EventChannel(_OUT)
 
     # --- the RealtimeSession contract -------------------------------------------------------
 
     def __aiter__(self) -> AsyncIterator[ProviderEvent]:
-        if self._events is None:
-            raise SessionClosedError("the session is not open")
-        return self._events
+        return aiter(self.events)
 
-    async def interrupt(self, heard_ms: int) -> None:
+    async def interrupt(self, heard_ms: int, *, responses: Sequence[HeardResponse] = ()) -> None:
         """The caller barged in having heard ``heard_ms`` of the response: stop it, and
         keep only what was heard."""
         target = self._last_spoken
@@ -456,38 +476,18 @@ class _TextSession:
 
     # --- the session's tasks ------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def running(self, audio_in: AsyncIterable[bytes]) -> AsyncIterator[None]:
+    async def run(self, audio_in: AsyncIterable[bytes], *, task_status: TaskStatus[None]) -> None:
+        """Open the recognition stream, report started, then serve the call."""
         pipeline = self._pipeline
         async with AsyncExitStack() as stack:
-            out_tx, out_rx = anyio.create_memory_object_stream[ProviderEvent](_OUT)
             inbox_tx, inbox_rx = anyio.create_memory_object_stream[_Input](_INBOX)
             stt_tx, stt_rx = anyio.create_memory_object_stream[bytes](_STT_AUDIO)
-            for stream in (out_tx, out_rx, inbox_tx, inbox_rx, stt_tx, stt_rx):
+            for stream in (inbox_tx, inbox_rx, stt_tx, stt_rx):
                 stack.enter_context(stream)
-            self._out, self._events = out_tx, out_rx
             recognition = await stack.enter_async_context(
                 pipeline.stt.transcribe(stt_rx, audio_format=self._stt_format)
             )
-            async with anyio.create_task_group() as host:
-                # The session's own task group lives in a task of its own, so that the
-                # session can cancel it while the caller's code runs in this one.
-                host.start_soon(self._main, audio_in, recognition, stt_tx, inbox_tx, inbox_rx)
-                try:
-                    yield
-                finally:
-                    host.cancel_scope.cancel()
-
-    async def _main(
-        self,
-        audio_in: AsyncIterable[bytes],
-        recognition: AsyncIterator[STTEvent],
-        stt_tx: MemoryObjectSendStream[bytes],
-        inbox_tx: MemoryObjectSendStream[_Input],
-        inbox_rx: MemoryObjectReceiveStream[_Input],
-    ) -> None:
-        assert self._out is not None
-        try:
+            task_status.started()
             async with anyio.create_task_group() as tasks:
                 self._tasks = tasks
                 with inbox_tx:
@@ -496,13 +496,6 @@ class _TextSession:
                     tasks.start_soon(self._keep_time, inbox_tx.clone())
                 await self._control(inbox_rx)
                 tasks.cancel_scope.cancel()
-        except Exception as exc:  # a defect: end the call with a reason, not a crash
-            log.exception("%s: the session failed", self._pipeline.name)
-            error = OmnivoiceError(f"the text pipeline failed: {type(exc).__name__}: {exc}")
-            with suppress(anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                self._out.send_nowait(ProviderError(error, fatal=True))
-        finally:
-            self._out.close()  # the session's events end
 
     async def _read_caller(
         self,
@@ -560,11 +553,8 @@ class _TextSession:
         self._deadlines_moved = anyio.Event()
 
     async def _emit(self, event: ProviderEvent) -> None:
-        assert self._out is not None
         assert self._tasks is not None
-        try:
-            await self._out.send(event)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+        if not await self.events.emit(event):
             # The session's reader has gone: nobody is listening to the call any more.
             self._tasks.cancel_scope.cancel()
             await anyio.lowlevel.checkpoint()
@@ -961,10 +951,4 @@ async def _closing(iterator: object) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        close = getattr(iterator, "aclose", None)
-        if close is not None:
-            with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
-                try:
-                    await close()
-                except Exception as exc:
-                    log.debug("closing %r failed: %r", iterator, exc)
+        await aclose_now(iterator)

@@ -1,5 +1,13 @@
-"""Voice-to-voice providers: configuration, the data they produce, and their errors."""
+"""Voice-to-voice providers: the contract, the session kit for writing one, and their data.
 
+What a provider implements (:class:`Provider`, :class:`RealtimeSession`, the events) and
+what helps it do so correctly (:func:`serve_session`, :class:`EventChannel`,
+:class:`ConversationLog`, :class:`CallerAudio`, :func:`run_function_call`...) are all
+importable from here; ``docs/providers/contract.md`` says how they fit together.
+"""
+
+from omnivoice.audio.format import choose_format
+from omnivoice.concurrency import aclose_now, fast_lock
 from omnivoice.errors import (
     AuthFailedError,
     ConnectionFailedError,
@@ -7,7 +15,10 @@ from omnivoice.errors import (
     RateLimitedError,
     SessionClosedError,
 )
-from omnivoice.realtime.client import Client
+from omnivoice.realtime.caller_audio import AudioSink, CallerAudio, Overflow
+from omnivoice.realtime.client import Client, FallbackProvider
+from omnivoice.realtime.conversation import ConversationLog, Utterance, heard_part
+from omnivoice.realtime.functions import FunctionOutcome, must_complete, run_function_call
 from omnivoice.realtime.provider import (
     FunctionCall,
     Provider,
@@ -19,25 +30,37 @@ from omnivoice.realtime.provider import (
     SpeechStopped,
     Usage,
 )
+from omnivoice.realtime.session import EventChannel, serve_session
 from omnivoice.realtime.types import (
     AudioChunk,
     ConversationItem,
     FunctionCallHandler,
     FunctionDeclaration,
+    HeardResponse,
     ProcessConfig,
     Transcript,
 )
+from omnivoice.registration import Capability
 
 __all__ = [
     "AudioChunk",
+    "AudioSink",
     "AuthFailedError",
+    "CallerAudio",
+    "Capability",
     "Client",
     "ConnectionFailedError",
     "ConversationItem",
+    "ConversationLog",
+    "EventChannel",
+    "FallbackProvider",
     "FunctionCall",
     "FunctionCallHandler",
     "FunctionDeclaration",
+    "FunctionOutcome",
+    "HeardResponse",
     "ModelUnavailableError",
+    "Overflow",
     "ProcessConfig",
     "Provider",
     "ProviderError",
@@ -50,4 +73,12 @@ __all__ = [
     "SpeechStopped",
     "Transcript",
     "Usage",
+    "Utterance",
+    "aclose_now",
+    "choose_format",
+    "fast_lock",
+    "heard_part",
+    "must_complete",
+    "run_function_call",
+    "serve_session",
 ]

@@ -11,21 +11,29 @@ See ``docs/fallback.md``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from contextlib import asynccontextmanager
-from typing import Literal
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 
 import anyio
 import attrs
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from omnivoice.audio.converter import DEFAULT_CODEC, StreamConverter
-from omnivoice.audio.format import AudioFormat
-from omnivoice.errors import ConnectionFailedError, OmnivoiceError, SessionClosedError
+from omnivoice.audio.format import AudioFormat, choose_format
+from omnivoice.concurrency import aclose_now
+from omnivoice.errors import (
+    ConnectionFailedError,
+    OmnivoiceError,
+    SessionClosedError,
+    describe_error,
+    unwrap_error,
+)
+from omnivoice.realtime.caller_audio import CallerAudio, Overflow
+from omnivoice.realtime.conversation import ConversationLog
 from omnivoice.realtime.provider import (
     Provider,
     ProviderError,
@@ -33,9 +41,11 @@ from omnivoice.realtime.provider import (
     ProviderSwitched,
     RealtimeSession,
 )
-from omnivoice.realtime.types import AudioChunk, ConversationItem, ProcessConfig, Transcript
+from omnivoice.realtime.session import EventChannel, serve_session
+from omnivoice.realtime.types import AudioChunk, HeardResponse, ProcessConfig, Transcript
+from omnivoice.registration import Capability
 
-__all__ = ["Client", "FallbackSession"]
+__all__ = ["Client", "FallbackProvider", "FallbackSession"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +95,16 @@ class Client(Provider):
         self.name = primary.name if name is None else name
         self.accepts = primary.accepts
         self.produces = primary.produces
+        # What the call can count on, whichever provider serves it.
+        self.capabilities = functools.reduce(
+            Capability.__and__, (p.capabilities for p in self.providers)
+        )
+        for provider in fallbacks:
+            if not provider.capabilities & Capability.HISTORY:
+                log.info(
+                    "%s does not take a conversation's history: a call it takes over starts afresh",
+                    provider.name,
+                )
         self.reconnect_same = reconnect_same
         self.connect_timeout = connect_timeout
         self.history_items = history_items
@@ -92,23 +112,22 @@ class Client(Provider):
         self.buffer_ms = buffer_ms
         self.codec = codec
 
-    @asynccontextmanager
-    async def process_audio_stream(
+    def open_session(
         self,
         audio_in: AsyncIterable[bytes],
         config: ProcessConfig,
         *,
         input_format: AudioFormat,
         output_format: AudioFormat,
-    ) -> AsyncIterator[FallbackSession]:
+    ) -> AbstractAsyncContextManager[FallbackSession]:
         """Open a session with the first provider that connects.
 
         Raises :class:`~omnivoice.errors.ConnectionFailedError` naming every provider and
         its error when none connects; any other error of a provider propagates at once.
         """
         session = FallbackSession(self, config, input_format, output_format)
-        async with session._serving(audio_in):
-            yield session
+        run = functools.partial(session.run, audio_in)
+        return serve_session(session, run, events=session.events, name=self.name)
 
     async def aclose(self) -> None:
         """Close every wrapped provider; the first error is raised after all were closed."""
@@ -117,7 +136,7 @@ class Client(Provider):
             try:
                 await provider.aclose()
             except Exception as exc:
-                log.warning("closing %s failed: %s", provider.name, _describe(exc))
+                log.warning("closing %s failed: %s", provider.name, describe_error(exc))
                 errors.append(exc)
         if errors:
             raise errors[0]
@@ -139,16 +158,17 @@ class FallbackSession:
     ) -> None:
         self._client = client
         self._config = config
-        self._input_format = input_format
         # Plan every provider's formats now: a conversion no codec supports is found when
         # the call starts, not when an outage strikes.
         self._routes = [
             _Route(provider, input_format, output_format, client.codec)
             for provider in client.providers
         ]
-        self._caller = _CallerAudio(input_format.bytes_per_second * client.buffer_ms // 1000)
-        self._conversation = _Conversation(
-            config.history, client.history_items, client.history_chars
+        self._caller = CallerAudio(
+            input_format, hold_ms=client.buffer_ms, overflow=Overflow.DROP_OLDEST
+        )
+        self._conversation = ConversationLog(
+            config.history, max_items=max(1, client.history_items), max_chars=client.history_chars
         )
         self._inner: RealtimeSession | None = None
         self._active: int | None = None
@@ -156,11 +176,8 @@ class FallbackSession:
         self._responding = False
         """The serving session is in the middle of a response (its final chunk is due)."""
         self._dropped_reported = 0
-        self._hung_up = False
         self._task_status: TaskStatus[None] | None = None
-        self._out_tx: MemoryObjectSendStream[ProviderEvent]
-        self._out_rx: MemoryObjectReceiveStream[ProviderEvent]
-        self._out_tx, self._out_rx = anyio.create_memory_object_stream[ProviderEvent](_EVENT_BUFFER)
+        self.events = EventChannel(_EVENT_BUFFER)
 
     @property
     def provider(self) -> str | None:
@@ -172,50 +189,37 @@ class FallbackSession:
     @property
     def dropped_audio_ms(self) -> int:
         """Caller audio dropped because a reconnection outlasted the buffer."""
-        return round(self._input_format.duration(self._caller.dropped) * 1000)
+        return self._caller.dropped_ms
 
     # --- the RealtimeSession contract -----------------------------------------------------
 
     def __aiter__(self) -> AsyncIterator[ProviderEvent]:
         # Closing this iterator (as the bridge does when it stops) ends the call.
-        return self._out_rx
+        return aiter(self.events)
 
-    async def interrupt(self, heard_ms: int) -> None:
+    async def interrupt(self, heard_ms: int, *, responses: Sequence[HeardResponse] = ()) -> None:
         """Pass the interruption to the serving session (while reconnecting there is none:
         the response in progress was already ended)."""
+        self._conversation.interrupted(responses)
         inner = self._inner
         if inner is None:
             return
         try:
-            await inner.interrupt(heard_ms)
+            await inner.interrupt(heard_ms, responses=responses)
         except Exception as exc:
             # A session that cannot take it is dying: its events tell the client so.
-            log.warning("interrupting %s failed: %s", self.provider, _describe(exc))
+            log.warning("interrupting %s failed: %s", self.provider, describe_error(exc))
 
     # --- the call -------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _serving(self, audio_in: AsyncIterable[bytes]) -> AsyncIterator[None]:
-        failure: Exception | None = None
-        with self._out_tx, self._out_rx:
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(self._caller.read, audio_in)
-                try:
-                    await tasks.start(self._run)
-                except Exception as exc:
-                    # Raised below, outside the task group, so that it is not wrapped in
-                    # an exception group.
-                    failure = exc
-                    tasks.cancel_scope.cancel()
-                else:
-                    try:
-                        yield
-                    finally:
-                        tasks.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
+    async def run(self, audio_in: AsyncIterable[bytes], *, task_status: TaskStatus[None]) -> None:
+        """Read the caller's audio and keep a provider session serving the call."""
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._caller.pump, audio_in)
+            await self._keep_serving(task_status)
+            tasks.cancel_scope.cancel()
 
-    async def _run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def _keep_serving(self, task_status: TaskStatus[None]) -> None:
         """Keep a provider session serving the call until the call or the providers end."""
         self._task_status = task_status
         providers = self._client.providers
@@ -227,47 +231,46 @@ class FallbackSession:
         last_error: Exception | None = None
         leaving: str | None = None
         why = lost = ""
-        with self._out_tx:  # when this ends, the session's events end
-            while plan:
-                index = plan.pop(0)
-                provider = providers[index]
-                if leaving is not None:
-                    switches.append(ProviderSwitched(leaving, provider.name, why))
-                config = self._config if self._active is None else self._takeover_config()
-                outcome = await self._serve(index, config, switches)
-                if self._hung_up:
-                    return
-                if not outcome.connected:
-                    error = outcome.error
-                    assert error is not None
-                    if self._starting and not isinstance(_leaf(error), ConnectionFailedError):
-                        raise error
-                    log.warning("%s did not connect: %s", provider.name, _describe(error))
-                    failures.append(f"{provider.name}: {_describe(error)}")
-                    last_error = error
-                    leaving, why = provider.name, f"connection failed: {_describe(error)}"
-                    continue
-                switches, failures, last_error = [], [], None
-                if outcome.error is None:
-                    return  # the call ended, and the session with it
-                if self._caller.finished:  # nobody is left to talk to
-                    await self._emit(ProviderError(_omnivoice_error(outcome.error), fatal=True))
-                    return
-                log.warning("%s session failed: %s", provider.name, _describe(outcome.error))
-                self._conversation.cut()
-                lost = f"{provider.name} session failed: {_describe(outcome.error)}"
-                leaving, why = provider.name, f"session failed: {_describe(outcome.error)}"
-                # Once more with the same provider (unless its budget is spent), then the
-                # ones after it; those before it have failed already or never served.
-                plan = [index] * self._retries_left + list(range(index + 1, len(providers)))
-                self._retries_left = 0
-            tried = "; ".join(failures) or "no provider left to try"
-            if self._starting:
-                message = f"no provider could take the call: {tried}"
-                raise ConnectionFailedError(message) from last_error
-            error = ConnectionFailedError(f"no provider could take over the call ({lost}): {tried}")
-            error.__cause__ = last_error
-            await self._emit(ProviderError(error, fatal=True))
+        while plan:
+            index = plan.pop(0)
+            provider = providers[index]
+            if leaving is not None:
+                switches.append(ProviderSwitched(leaving, provider.name, why))
+            config = self._config if self._active is None else self._takeover_config(provider)
+            outcome = await self._serve(index, config, switches)
+            if self.events.consumer_gone:
+                return
+            if not outcome.connected:
+                error = outcome.error
+                assert error is not None
+                if self._starting and not isinstance(unwrap_error(error), ConnectionFailedError):
+                    raise error
+                log.warning("%s did not connect: %s", provider.name, describe_error(error))
+                failures.append(f"{provider.name}: {describe_error(error)}")
+                last_error = error
+                leaving, why = provider.name, f"connection failed: {describe_error(error)}"
+                continue
+            switches, failures, last_error = [], [], None
+            if outcome.error is None:
+                return  # the call ended, and the session with it
+            if self._caller.finished:  # nobody is left to talk to
+                await self.events.emit(ProviderError(_omnivoice_error(outcome.error), fatal=True))
+                return
+            log.warning("%s session failed: %s", provider.name, describe_error(outcome.error))
+            self._conversation.end_reply()
+            lost = f"{provider.name} session failed: {describe_error(outcome.error)}"
+            leaving, why = provider.name, f"session failed: {describe_error(outcome.error)}"
+            # Once more with the same provider (unless its budget is spent), then the
+            # ones after it; those before it have failed already or never served.
+            plan = [index] * self._retries_left + list(range(index + 1, len(providers)))
+            self._retries_left = 0
+        tried = "; ".join(failures) or "no provider left to try"
+        if self._starting:
+            message = f"no provider could take the call: {tried}"
+            raise ConnectionFailedError(message) from last_error
+        error = ConnectionFailedError(f"no provider could take over the call ({lost}): {tried}")
+        error.__cause__ = last_error
+        await self.events.emit(ProviderError(error, fatal=True))
 
     @property
     def _starting(self) -> bool:
@@ -309,17 +312,17 @@ class FallbackSession:
                 if error is None:
                     error = exc
                 else:  # the session was already lost; this is how its closing went
-                    log.debug("%s closed with %s", provider.name, _describe(exc))
+                    log.debug("%s closed with %s", provider.name, describe_error(exc))
         if connecting.cancelled_caught:  # the deadline passed, maybe as the session came up
             failure = ConnectionFailedError(f"no session within {timeout} s")
             if not connected:
                 return _Outcome(connected=False, error=failure)
             error = error or failure
-        if self._responding and not self._hung_up:
+        if self._responding and not self.events.consumer_gone:
             # The bridge counts responses by their final chunk: end the one cut short.
             self._responding = False
             tail = outbound.flush() if outbound is not None else b""
-            await self._emit(AudioChunk(tail, is_final=True))
+            await self.events.emit(AudioChunk(tail, is_final=True))
         return _Outcome(connected=True, error=error)
 
     async def _take_call(
@@ -335,42 +338,40 @@ class FallbackSession:
         if index != self._active:
             self._retries_left = self._client.reconnect_same
         self._active, self._inner = index, inner
+        sink = _LinkSink(link_tx, inbound)
         try:
             async with anyio.create_task_group() as feeding:
                 # The caller's audio first, the news after: the gap stays short.
-                self._caller.attach()
-                feeding.start_soon(self._feed, link_tx, inbound)
+                feeding.start_soon(self._feed, sink, link_tx, inbound)
                 if self._task_status is not None:
                     self._task_status.started()
                     self._task_status = None
                 for switch in switches:
                     log.warning("%s -> %s: %s", switch.previous, switch.current, switch.reason)
-                    await self._emit(switch)
+                    await self.events.emit(switch)
                 dropped = self._drop_report()
                 if dropped is not None:
-                    await self._emit(dropped)
+                    await self.events.emit(dropped)
                 error = await self._relay(inner, outbound)
-                # The chunk the feeder is offering stays in the buffer for the next
-                # session (if the dying one took it at this very moment, both get it).
                 feeding.cancel_scope.cancel()
         finally:
             self._inner = None
-            self._caller.detach()
+            # A chunk the dying session is being offered stays held for the next one
+            # once its stream closes (if it took it at this very moment, both get it).
+            self._caller.detach(sink)
         return error
 
     async def _feed(
-        self, link: MemoryObjectSendStream[bytes], convert: StreamConverter | None
+        self,
+        sink: _LinkSink,
+        link: MemoryObjectSendStream[bytes],
+        convert: StreamConverter | None,
     ) -> None:
-        """Send the caller's audio to one session, oldest first, as fast as it takes it."""
+        """Send the caller's audio to one session until it ends, then end the session's."""
+        if not await self._caller.attach(sink):
+            return  # the session has gone; what it did not take is held for the next
+        await self._caller.wait_ended()
         with link:  # closing it ends the session's audio
-            while (chunk := await self._caller.next_chunk()) is not None:
-                data = convert.convert(chunk) if convert is not None else chunk
-                try:
-                    if data:
-                        await link.send(data)
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    return  # the session has gone; the chunk stays for the next one
-                self._caller.delivered()
             tail = convert.flush() if convert is not None else b""
             if tail:
                 try:
@@ -392,12 +393,12 @@ class FallbackSession:
                     event = self._agent_audio(event, outbound)
                 elif isinstance(event, Transcript):
                     self._conversation.add(event)
-                if not await self._emit(event):
+                if not await self.events.emit(event):
                     return None
         except Exception as exc:
             return exc
         finally:
-            await _close_iterator(events)
+            await aclose_now(events)
         if self._caller.finished:
             return None
         return SessionClosedError("the session ended before the call did")
@@ -409,32 +410,41 @@ class FallbackSession:
             self._retries_left = self._client.reconnect_same
         if outbound is None:
             return chunk
-        return AudioChunk(outbound.convert(chunk.audio), chunk.is_final)
+        return attrs.evolve(chunk, audio=outbound.convert(chunk.audio))
 
-    def _takeover_config(self) -> ProcessConfig:
+    def _takeover_config(self, provider: Provider) -> ProcessConfig:
+        if not provider.capabilities & Capability.HISTORY:
+            return self._config  # it could not use the conversation: it starts afresh
         return attrs.evolve(self._config, history=self._conversation.history())
 
     def _drop_report(self) -> ProviderError | None:
         """A (non-fatal) error for the caller's audio dropped since the last report."""
-        dropped = self._caller.dropped - self._dropped_reported
+        dropped = self._caller.dropped_bytes - self._dropped_reported
         if not dropped:
             return None
-        self._dropped_reported = self._caller.dropped
-        ms = round(self._input_format.duration(dropped) * 1000)
+        self._dropped_reported = self._caller.dropped_bytes
+        ms = round(self._caller.format.duration(dropped) * 1000)
         error = OmnivoiceError(
             f"{ms} ms of the caller's audio was dropped while connecting "
             f"(the buffer keeps {self._client.buffer_ms} ms)"
         )
         return ProviderError(error, fatal=False)
 
-    async def _emit(self, event: ProviderEvent) -> bool:
-        """Pass an event on; ``False`` when the reader has gone (the call is over)."""
-        if self._hung_up:
-            return False
+
+class _LinkSink:
+    """Sends the caller's audio into one session's ``audio_in``, converted for it."""
+
+    def __init__(self, link: MemoryObjectSendStream[bytes], convert: StreamConverter | None):
+        self._link = link
+        self._convert = convert
+
+    async def __call__(self, chunk: bytes) -> bool:
+        data = self._convert.convert(chunk) if self._convert is not None else chunk
+        if not data:
+            return True
         try:
-            await self._out_tx.send(event)
+            await self._link.send(data)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            self._hung_up = True
             return False
         return True
 
@@ -457,8 +467,8 @@ class _Route:
         self._session_input = input_format
         self._session_output = output_format
         self._codec = codec
-        self.input_format = _pick(input_format, provider.accepts)
-        self.output_format = _pick(output_format, provider.produces)
+        self.input_format = choose_format(provider.accepts, input_format, who=provider.name)
+        self.output_format = choose_format(provider.produces, output_format, who=provider.name)
         self.converters()  # fail now if a conversion is not supported
 
     def converters(self) -> tuple[StreamConverter | None, StreamConverter | None]:
@@ -471,131 +481,6 @@ class _Route:
         return inbound, outbound
 
 
-class _CallerAudio:
-    """The caller's audio on its way from ``audio_in`` to the session serving the call.
-
-    While a session takes audio, the reader waits for it to take each chunk, so a slow
-    session slows the caller's side. While the client reconnects, the reader goes on and
-    the newest ``limit`` bytes are kept (whole chunks; older ones are dropped and counted).
-    """
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._chunks: deque[bytes] = deque()
-        self._size = 0
-        self._attached = False
-        self._changed = anyio.Event()
-        self.dropped = 0
-        """Bytes dropped so far."""
-        self.ended = False
-        """``audio_in`` is exhausted."""
-
-    @property
-    def finished(self) -> bool:
-        """Every chunk of the caller's audio was delivered."""
-        return self.ended and not self._chunks
-
-    def attach(self) -> None:
-        self._attached = True
-        self._notify()
-
-    def detach(self) -> None:
-        self._attached = False
-        self._notify()
-
-    async def read(self, audio_in: AsyncIterable[bytes]) -> None:
-        """Read the caller's audio until it ends (runs for the whole call)."""
-        chunks = aiter(audio_in)
-        try:
-            while True:
-                while self._attached and self._chunks:
-                    await self._changed.wait()
-                try:
-                    chunk = await anext(chunks)
-                except (StopAsyncIteration, anyio.EndOfStream, anyio.ClosedResourceError):
-                    return
-                if chunk:
-                    self._append(chunk)
-        finally:
-            self.ended = True
-            self._notify()
-
-    async def next_chunk(self) -> bytes | None:
-        """The oldest chunk not yet delivered, left in place until :meth:`delivered`;
-        ``None`` once the caller's audio has ended and all of it was delivered."""
-        while not self._chunks:
-            if self.ended:
-                return None
-            await self._changed.wait()
-        return self._chunks[0]
-
-    def delivered(self) -> None:
-        """The chunk :meth:`next_chunk` gave was taken by the session."""
-        self._size -= len(self._chunks.popleft())
-        self._notify()
-
-    def _append(self, chunk: bytes) -> None:
-        self._chunks.append(chunk)
-        self._size += len(chunk)
-        while self._size > self._limit and len(self._chunks) > 1:
-            oldest = self._chunks.popleft()
-            self._size -= len(oldest)
-            self.dropped += len(oldest)
-        self._notify()
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
-
-
-class _Conversation:
-    """The call's conversation so far, from final transcripts, for a session taking over."""
-
-    def __init__(self, history: Iterable[ConversationItem], max_items: int, max_chars: int):
-        self._items: deque[ConversationItem] = deque(history, maxlen=max_items)
-        self._max_chars = max_chars
-        self._agent_partial = ""
-        """Agent text since its last final transcript (what was said of a response cut short)."""
-
-    def add(self, transcript: Transcript) -> None:
-        if transcript.is_input:
-            if transcript.is_final:
-                self._append("user", transcript.text)
-        elif transcript.is_final:
-            self._agent_partial = ""
-            self._append("agent", transcript.text)
-        else:  # bounded: a provider might never send a final transcript
-            self._agent_partial = (self._agent_partial + transcript.text)[-self._max_chars :]
-
-    def cut(self) -> None:
-        """The session was lost: keep what it said of its last response."""
-        self._append("agent", self._agent_partial)
-        self._agent_partial = ""
-
-    def history(self) -> tuple[ConversationItem, ...]:
-        """The newest items within the character budget, oldest first."""
-        chosen: list[ConversationItem] = []
-        used = 0
-        for item in reversed(self._items):
-            if used + len(item.text) > self._max_chars:
-                if not chosen and self._max_chars:  # the last words matter most
-                    chosen.append(attrs.evolve(item, text=item.text[-self._max_chars :]))
-                break
-            chosen.append(item)
-            used += len(item.text)
-        return tuple(reversed(chosen))
-
-    def _append(self, role: Literal["user", "agent"], text: str) -> None:
-        text = text.strip()
-        if text:
-            self._items.append(ConversationItem(role, text))
-
-
-def _pick(wanted: AudioFormat, offered: tuple[AudioFormat, ...]) -> AudioFormat:
-    """The session's format when the provider lists it (or lists nothing), else its first."""
-    return wanted if wanted in offered or not offered else offered[0]
-
-
 def _unique(providers: Iterable[Provider]) -> list[Provider]:
     """Each provider once, by identity (one may serve as primary and fallback)."""
     seen: dict[int, Provider] = {}
@@ -604,36 +489,14 @@ def _unique(providers: Iterable[Provider]) -> list[Provider]:
     return list(seen.values())
 
 
-def _leaf(error: BaseException) -> BaseException:
-    """The one exception inside nested single-exception groups (a provider's task group)."""
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return error
-
-
-def _describe(error: BaseException) -> str:
-    """``Class: message`` of an error."""
-    error = _leaf(error)
-    message = str(error)
-    return f"{type(error).__name__}: {message}" if message else type(error).__name__
-
-
 def _omnivoice_error(error: Exception) -> OmnivoiceError:
-    leaf = _leaf(error)
+    leaf = unwrap_error(error)
     if isinstance(leaf, OmnivoiceError):
         return leaf
-    wrapped = OmnivoiceError(_describe(error))
+    wrapped = OmnivoiceError(describe_error(error))
     wrapped.__cause__ = error
     return wrapped
 
 
-async def _close_iterator(events: AsyncIterator[ProviderEvent]) -> None:
-    """Close a session's event iterator now (an async generator's cleanup runs here)."""
-    close = getattr(events, "aclose", None)
-    if close is None:
-        return
-    with anyio.CancelScope(shield=True):
-        try:
-            await close()
-        except Exception as exc:
-            log.debug("closing a session's events failed: %s", _describe(exc))
+FallbackProvider = Client
+"""The fallback :class:`Client`, by a name that says what it is."""

@@ -12,6 +12,7 @@ __all__ = [
     "ConversationItem",
     "FunctionCallHandler",
     "FunctionDeclaration",
+    "HeardResponse",
     "ProcessConfig",
     "Transcript",
 ]
@@ -85,6 +86,22 @@ class AudioChunk:
     audio: bytes
     is_final: bool = False
     """The last chunk of one response."""
+    response_id: str | None = None
+    """The response it belongs to, in the provider's own terms (a vendor's response id),
+    so that :meth:`RealtimeSession.interrupt` can say how much of each one was heard.
+    Optional: untagged chunks are numbered by the order of their responses."""
+
+
+@attrs.frozen
+class HeardResponse:
+    """How much of one interrupted response the caller heard."""
+
+    response_id: str | None
+    """The id its audio chunks carried (``None`` if they carried none)."""
+    heard_ms: int
+    """Milliseconds of its audio the caller heard (0: none; it was queued behind another)."""
+    produced_ms: int
+    """Milliseconds of its audio the provider had produced when it was interrupted."""
 
 
 @attrs.frozen

@@ -47,6 +47,9 @@ class CallReport:
     bad_frames: int = 0
     latencies_ms: list[float] = attrs.field(factory=list)
     """Per agent reply: end of the caller's speech to the first agent audio received."""
+    quiet_frames_before_reply: list[int] = attrs.field(factory=list)
+    """Per agent reply: the frames of silence the caller had sent after its speech when
+    the reply's first audio arrived (a count, unlike a latency, that load cannot change)."""
     received: list[bytes | str] = attrs.field(factory=list, repr=False)
     """Everything the gateway sent, in order: audio payloads, ``"mark:NAME"``, ``"clear"``."""
     acknowledged: list[tuple[str, int]] = attrs.field(factory=list)
@@ -108,6 +111,7 @@ class SimulatedPhone:
         self._silence = _SILENCE[media_format.encoding] * self.frame_bytes
         self._queue: deque[bytes | str] = deque()  # audio chunks and mark names, in order
         self._last_voiced_at: float | None = None
+        self._last_voiced_frame = 0
         self._awaiting_reply = False
         self._sent_frames = 0
         self._start = 0.0
@@ -173,6 +177,7 @@ class SimulatedPhone:
         self.report.frames_sent += 1
         if voiced:
             self._last_voiced_at = self._clock()
+            self._last_voiced_frame = self._sent_frames
             self._awaiting_reply = True
 
     async def _listen(self, ws: WebSocket) -> None:
@@ -206,6 +211,9 @@ class SimulatedPhone:
             and now - self._last_voiced_at >= _PAUSE_S  # a reply, not audio over the caller
         ):
             self.report.latencies_ms.append(round((now - self._last_voiced_at) * 1000, 1))
+            self.report.quiet_frames_before_reply.append(
+                self._sent_frames - self._last_voiced_frame
+            )
             self._awaiting_reply = False
         self._replied = True
         self._queue.append(payload)

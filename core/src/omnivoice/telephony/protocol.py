@@ -166,6 +166,10 @@ class WireFormat:
     """The carrier sends ``error`` frames (Telnyx)."""
     connected_protocol: str | None = None
     """The ``protocol`` the carrier names in its ``connected`` frame (Twilio: ``"Call"``)."""
+    start_parameters: Mapping[str, str] = attrs.field(factory=dict)
+    """Fields of ``start`` that are call parameters, by the name they are reported under
+    (Telnyx sends ``from`` and ``to`` there; Twilio's arrive as custom parameters). They
+    join :attr:`Start.custom_parameters`, where a custom parameter of the same name wins."""
 
 
 class _Skip(Exception):
@@ -416,6 +420,13 @@ class StreamProtocol:
                 Reason.INVALID_FIELD,
                 f"start.{wire.custom_parameters} is not an object of strings",
             )
+        promoted = {
+            name: value
+            for key, name in wire.start_parameters.items()
+            if type(value := body.get(key)) is str
+        }
+        if promoted:
+            parameters = {**promoted, **parameters}
         tracks = body.get("tracks", [])
         if type(tracks) is not list or not all(type(track) is str for track in tracks):
             raise _Skip(Reason.INVALID_FIELD, "start.tracks is not a list of strings")

@@ -17,6 +17,7 @@ import anyio.lowlevel
 
 from omnivoice.pipeline.contracts import LanguageModel, Message, TextDelta, ToolCall
 from omnivoice.realtime.types import FunctionDeclaration
+from omnivoice.registration import Capability
 from omnivoice_local.wer import words
 
 __all__ = ["CURRENT_TIME_TOOL", "LocalResponder"]
@@ -56,6 +57,7 @@ class LocalResponder(LanguageModel):
     """
 
     name = "local"
+    capabilities = Capability.FUNCTION_CALLING | Capability.STREAMING
 
     async def stream(
         self,

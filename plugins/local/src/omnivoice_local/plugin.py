@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omnivoice import hookimpl
-from omnivoice.registration import Capability, Register
+from omnivoice.registration import Register
 from omnivoice_local.llm import LocalResponder
 from omnivoice_local.stt import LocalSTT
 from omnivoice_local.tts import LocalTTS
@@ -21,8 +21,6 @@ def register_stt_providers(register: Register) -> None:
     register(
         "local",
         LocalSTT,
-        accepts=LocalSTT.accepts,
-        capabilities=[Capability.STREAMING],
         description="PocketSphinx, offline: open US English, or a phrase list or JSGF grammar",
     )
 
@@ -32,7 +30,6 @@ def register_llm_providers(register: Register) -> None:
     register(
         "local",
         LocalResponder,
-        capabilities=[Capability.FUNCTION_CALLING, Capability.STREAMING],
         description="offline demo responder: intent rules, not a language model",
     )
 
@@ -42,8 +39,6 @@ def register_tts_providers(register: Register) -> None:
     register(
         "local",
         LocalTTS,
-        produces=LocalTTS.produces,
-        capabilities=[Capability.STREAMING],
         description="eSpeak NG, offline (library and voices from espeakng-loader)",
     )
 

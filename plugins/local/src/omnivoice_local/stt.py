@@ -22,6 +22,7 @@ from omnivoice.errors import ConnectionFailedError, UnsupportedFormatError
 from omnivoice.pipeline.contracts import SpeechToText, STTEvent
 from omnivoice.realtime.provider import SpeechStarted, SpeechStopped
 from omnivoice.realtime.types import Transcript
+from omnivoice.registration import Capability
 from omnivoice_local.wer import words
 
 __all__ = ["LocalSTT"]
@@ -107,6 +108,7 @@ class LocalSTT(SpeechToText):
 
     name = "local"
     accepts = (AudioFormat(Encoding.PCM16, SAMPLE_RATE),)
+    capabilities = Capability.USER_TRANSCRIPTS | Capability.SPEECH_EVENTS | Capability.STREAMING
 
     def __init__(
         self,

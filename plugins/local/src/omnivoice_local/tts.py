@@ -19,6 +19,7 @@ import anyio.to_thread
 from omnivoice.audio.format import AudioFormat, Encoding
 from omnivoice.errors import UnsupportedFormatError
 from omnivoice.pipeline.contracts import TextToSpeech
+from omnivoice.registration import Capability
 from omnivoice_local import _espeak
 
 __all__ = ["LocalTTS"]
@@ -41,6 +42,7 @@ class LocalTTS(TextToSpeech):
 
     name = "local"
     produces = (AudioFormat(Encoding.PCM16, _espeak.SAMPLE_RATE),)
+    capabilities = Capability.STREAMING
 
     def __init__(self, *, voice: str = "en-us", rate: int = 175, pitch: int = 50) -> None:
         if not 80 <= rate <= 450:

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 from omnivoice import hookimpl
-from omnivoice.registration import Capability, Register
-from omnivoice_openai_realtime.provider import FORMATS, Provider
+from omnivoice.registration import Register
+from omnivoice_openai_realtime.provider import OpenAIRealtimeProvider
 
 
 @hookimpl
 def register_realtime_providers(register: Register) -> None:
     register(
         "openai-realtime",
-        Provider,
+        OpenAIRealtimeProvider,
         aliases=["openai"],
-        accepts=FORMATS,
-        produces=FORMATS,
-        capabilities=[
-            Capability.FUNCTION_CALLING,
-            Capability.TRANSCRIPTS,
-            Capability.INTERRUPTION,
-            Capability.TRUNCATION,
-            Capability.STREAMING,
-        ],
         env_vars=[
             "OPENAI_API_KEY",
             "OPENAI_REALTIME_URL",

@@ -12,13 +12,14 @@ mapping and how interruptions, function calls and long calls are handled.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -34,26 +35,33 @@ from omnivoice.errors import (
     ModelUnavailableError,
     OmnivoiceError,
     RateLimitedError,
-    UnsupportedFormatError,
 )
-from omnivoice.gateway.transcript import heard_part
 from omnivoice.net import ConnectError, ConnectionClosed, HandshakeError, WebSocket, connect
-from omnivoice.realtime.functions import must_complete, run_function_call
-from omnivoice.realtime.provider import (
+from omnivoice.realtime import (
+    AudioChunk,
+    CallerAudio,
+    Capability,
+    ConversationLog,
+    EventChannel,
     FunctionCall,
+    HeardResponse,
+    ProcessConfig,
     ProviderError,
     ProviderEvent,
     ProviderSwitched,
     RealtimeSession,
     SpeechStarted,
     SpeechStopped,
+    Transcript,
     Usage,
+    must_complete,
+    run_function_call,
+    serve_session,
 )
 from omnivoice.realtime.provider import Provider as _ProviderBase
-from omnivoice.realtime.types import AudioChunk, ProcessConfig, Transcript
 from omnivoice_openai_realtime import protocol as p
 
-__all__ = ["FORMATS", "Provider"]
+__all__ = ["FORMATS", "OpenAIRealtimeProvider", "Provider"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +94,8 @@ _DRAIN_TIMEOUT_S = 10.0
 """After the caller's audio ends: the longest wait for the agent to finish speaking."""
 _MAX_ENTRIES = 1000
 """Utterances remembered for a renewal's context (far more than ``history_limit`` holds)."""
+_RECENT_RESPONSES = 16
+"""Responses whose audio items an interruption can still truncate."""
 
 _OPTION_NAMES: frozenset[str]  # set below, after _Options
 
@@ -183,10 +193,11 @@ class _Options:
 _OPTION_NAMES = frozenset(field.name for field in attrs.fields(_Options))
 
 
-class Provider(_ProviderBase):
+class OpenAIRealtimeProvider(_ProviderBase):
     """OpenAI Realtime (``gpt-realtime`` and friends) as an omnivoice provider.
 
-    Every argument has an environment fallback or a default, so ``Provider()`` works from
+    Every argument has an environment fallback or a default, so ``OpenAIRealtimeProvider()``
+    works from
     the environment alone: ``OPENAI_API_KEY``, ``OPENAI_REALTIME_URL`` (default
     ``wss://api.openai.com/v1/realtime``), ``OPENAI_REALTIME_MODEL`` (default
     ``gpt-realtime``) and ``OPENAI_REALTIME_API`` (``ga``, the default, or ``beta``).
@@ -222,6 +233,15 @@ class Provider(_ProviderBase):
     name = "openai-realtime"
     accepts = FORMATS
     produces = FORMATS
+    capabilities = (
+        Capability.FUNCTION_CALLING
+        | Capability.TRANSCRIPTS
+        | Capability.SPEECH_EVENTS
+        | Capability.INTERRUPTION
+        | Capability.TRUNCATION
+        | Capability.HISTORY
+        | Capability.STREAMING
+    )
 
     def __init__(
         self,
@@ -274,6 +294,8 @@ class Provider(_ProviderBase):
             connect_timeout=connect_timeout,
             event_buffer=event_buffer,
         )
+        if turn_detection is None:  # the caller's turns are the application's to take
+            self.capabilities &= ~Capability.SPEECH_EVENTS
 
     @property
     def model(self) -> str:
@@ -289,10 +311,12 @@ class Provider(_ProviderBase):
         return self._options.endpoint()
 
     def __repr__(self) -> str:
-        return f"<Provider {self.name} {self.model} ({self.api}) at {self._options.url}>"
+        return (
+            f"<{type(self).__name__} {self.name} {self.model} ({self.api}) at {self._options.url}>"
+        )
 
     @asynccontextmanager
-    async def process_audio_stream(
+    async def open_session(
         self,
         audio_in: AsyncIterable[bytes],
         config: ProcessConfig,
@@ -300,12 +324,6 @@ class Provider(_ProviderBase):
         input_format: AudioFormat,
         output_format: AudioFormat,
     ) -> AsyncIterator[RealtimeSession]:
-        for fmt, role in ((input_format, "input"), (output_format, "output")):
-            if fmt not in FORMATS:
-                raise UnsupportedFormatError(
-                    f"OpenAI Realtime takes mu-law or A-law at 8 kHz or PCM16 at 24 kHz, "
-                    f"not {fmt} as {role}"
-                )
         options = self._options
         overrides = {k: v for k, v in config.extensions.items() if k in _OPTION_NAMES}
         if overrides:
@@ -315,25 +333,12 @@ class Provider(_ProviderBase):
                 "no OpenAI API key: pass api_key= to the provider or set OPENAI_API_KEY"
             )
         session = _Session(self.name, options, config, audio_in, input_format, output_format)
-        failure: BaseException | None = None
-        # Exceptions leave as themselves, not wrapped in an exception group: the consumer's
-        # own errors pass through, and a failed start raises the ConnectionFailedError.
-        async with anyio.create_task_group() as tasks:
-            try:
-                await tasks.start(session.run)
-            except BaseException as exc:
-                failure = exc
-                tasks.cancel_scope.cancel()
-            else:
-                try:
-                    yield session
-                except BaseException as exc:
-                    failure = exc
-                finally:
-                    tasks.cancel_scope.cancel()
-        session.close()
-        if failure is not None:
-            raise failure
+        async with serve_session(session, session.run, events=session.events, name=self.name):
+            yield session
+
+
+Provider = OpenAIRealtimeProvider
+"""The plugin's provider under the short name every provider plugin exports."""
 
 
 # --- one call -------------------------------------------------------------------------------
@@ -391,22 +396,6 @@ class _AudioItem:
 
 
 @attrs.define(eq=False)
-class _Entry:
-    """One utterance of the conversation, for a renewed session's context."""
-
-    role: Literal["user", "agent"]
-    text: str = ""
-    item_id: str = ""
-    heard: tuple[int, int] | None = None
-    """Agent items cut short: (ms heard, ms produced)."""
-
-    def compact(self) -> str:
-        if self.heard is None:
-            return self.text.strip()
-        return heard_part(self.text, *self.heard)
-
-
-@attrs.define(eq=False)
 class _CallBatch:
     """The function calls of one response: answered together with one ``response.create``."""
 
@@ -450,27 +439,26 @@ class _Session:
             options.turn_detection is not None
             and options.turn_detection.get("create_response", True)
         )
-        self._events_tx, self._events_rx = anyio.create_memory_object_stream[ProviderEvent](
-            options.event_buffer
-        )
+        self.events = EventChannel(options.event_buffer)
         self._parser = p.Parser()
         self._tasks: anyio.abc.TaskGroup | None = None
         self._current: _Connection | None = None
-        self._audio_lock = anyio.Lock(fast_acquire=True)
-        self._preroll: deque[bytes] = deque()
-        self._preroll_bytes = 0
-        self._preroll_cap = input_format.bytes_per_frame(_PREROLL_MS)
-        self._held: deque[bytes] = deque()
-        self._held_bytes = 0
-        self._hold_cap = int(input_format.bytes_per_second * _HOLD_S)
+        # Held while no session takes it (beyond that, the caller's side waits); the last
+        # moments are replayed to a session that takes over.
+        self._caller = CallerAudio(
+            input_format, hold_ms=round(_HOLD_S * 1000), preroll_ms=_PREROLL_MS
+        )
         self._changed_event = anyio.Event()
         self._responses: dict[str, _Response] = {}
         self._finished: deque[str] = deque(maxlen=8)
         """Responses already done: a late delta of one is not a new response."""
         self._batches: dict[str, _CallBatch] = {}
         self._last_audio: _AudioItem | None = None
-        self._history: list[_Entry] = [_Entry(item.role, item.text) for item in config.history]
-        self._entries: dict[str, _Entry] = {}
+        self._audio_items: dict[str, list[_AudioItem]] = {}
+        """Each recent response's audio items, in order (what an interruption truncates)."""
+        self._log = ConversationLog(
+            config.history, max_items=_MAX_ENTRIES, max_chars=options.history_limit
+        )
         self._renewal_due = False
         self._renewing = False
         self._short_lived = 0
@@ -482,10 +470,11 @@ class _Session:
     # --- the RealtimeSession contract ----------------------------------------------------
 
     def __aiter__(self) -> AsyncIterator[ProviderEvent]:
-        return self._events_rx
+        return aiter(self.events)
 
-    async def interrupt(self, heard_ms: int) -> None:
-        """Barge-in: cancel the response in progress and keep only what the caller heard."""
+    async def interrupt(self, heard_ms: int, *, responses: Sequence[HeardResponse] = ()) -> None:
+        """Barge-in: cancel the response in progress and keep only what the caller heard
+        of each response cut short."""
         conn = self._current
         if conn is None or not conn.alive:
             return
@@ -500,21 +489,33 @@ class _Session:
         for batch in list(self._batches.values()):
             if batch.conn is conn:
                 batch.interrupt()
-        item = self._last_audio
-        if item is None or item.settled:
+        known = [r for r in responses if r.response_id in self._audio_items]
+        if not known:
+            # No per-response figures for this session's responses: the latest audio heard.
+            if self._last_audio is not None:
+                await self._cut(conn, [self._last_audio], heard_ms)
             return
-        item.settled = True
-        item.response.interrupted = True
-        produced = self._ms(item.n_bytes)
-        heard = max(0, min(heard_ms, produced))
-        entry = self._entries.get(item.item_id)
-        if entry is not None:
-            entry.heard = (heard, produced)
-        if heard <= 0:
-            # The server refuses to truncate to nothing: an answer nobody heard goes.
-            await self._send(conn, p.item_delete(item.item_id))
-        elif heard < produced:
-            await self._send(conn, p.item_truncate(item.item_id, heard))
+        for heard in known:
+            assert heard.response_id is not None
+            await self._cut(conn, self._audio_items[heard.response_id], heard.heard_ms)
+
+    async def _cut(self, conn: _Connection, items: list[_AudioItem], heard_ms: int) -> None:
+        """Keep the first ``heard_ms`` of the audio of ``items`` (one response's, in order)."""
+        remaining = heard_ms
+        for item in items:
+            produced = self._ms(item.n_bytes)
+            heard = max(0, min(remaining, produced))
+            remaining -= produced
+            if item.settled:
+                continue
+            item.settled = True
+            item.response.interrupted = True
+            self._log.cut_short(heard, produced, key=item.item_id)
+            if heard <= 0:
+                # The server refuses to truncate to nothing: an answer nobody heard goes.
+                await self._send(conn, p.item_delete(item.item_id))
+            elif heard < produced:
+                await self._send(conn, p.item_truncate(item.item_id, heard))
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -528,35 +529,24 @@ class _Session:
     # --- lifecycle -----------------------------------------------------------------------
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        """Open the first server session, report started, then serve the call."""
-        failure: BaseException | None = None
+        """Open the first server session, report started, then serve the call (see
+        :func:`~omnivoice.realtime.serve_session`: a failed start leaves as itself)."""
         async with anyio.create_task_group() as tasks:
             self._tasks = tasks
-            try:
-                conn = await tasks.start(self._connection)
-            except Exception as exc:  # raised by the provider's context, as itself
-                failure = exc
-                tasks.cancel_scope.cancel()
-            else:
-                await self._switch_to(conn, previous=None)
-                tasks.start_soon(self._forward_audio)
-                task_status.started()
-                if not conn.alive:
-                    await self._lost(conn)  # closed before it became the call's session
-        self._events_tx.close()
-        if failure is not None:
-            raise failure
-
-    def close(self) -> None:
-        self._events_tx.close()
-        self._events_rx.close()
+            conn = await tasks.start(self._connection)
+            await self._switch_to(conn, previous=None)
+            tasks.start_soon(self._forward_audio)
+            task_status.started()
+            if not conn.alive:
+                await self._lost(conn)  # closed before it became the call's session
+        self.events.close()
 
     def _end(self) -> None:
         """End the call: the consumer gets what is queued, then the iteration stops."""
         if self._ended:
             return
         self._ended = True
-        self._events_tx.close()
+        self.events.close()
         if self._tasks is not None:
             self._tasks.cancel_scope.cancel()
 
@@ -570,9 +560,7 @@ class _Session:
         self._end()
 
     async def _emit(self, event: ProviderEvent) -> None:
-        try:
-            await self._events_tx.send(event)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+        if not await self.events.emit(event):
             self._end()  # the consumer is gone: so is the call
 
     def _changed(self) -> None:
@@ -813,82 +801,46 @@ class _Session:
         return failure
 
     async def _switch_to(self, new: _Connection, previous: _Connection | None) -> None:
-        """Make ``new`` the call's session: replay the conversation, then the audio."""
-        async with self._audio_lock:
-            history = self._compact_history()
-            replay = list(self._held)
-            if previous is not None:
-                replay = [*self._preroll, *replay]
+        """Make ``new`` the call's session: the conversation first, then the caller's audio
+        (a replacement also hears the last moments again, in case speech had begun)."""
+
+        async def replay_conversation() -> None:
+            # No audio moves meanwhile: the items land before any of it.
+            self._current = new
             try:
-                for role, text in history:
-                    await new.ws.send(p.message_item(self._settings.api, role, text))
-                for chunk in replay:
-                    await new.ws.send(p.input_audio_append(chunk))
+                for item in self._log.history():
+                    await new.ws.send(p.message_item(self._settings.api, item.role, item.text))
             except ConnectionClosed:
                 pass  # its receive loop reports it
-            self._held.clear()
-            self._held_bytes = 0
-            self._current = new
-            self._renewal_due = False
-        self._changed()
 
-    def _compact_history(self) -> list[tuple[Literal["user", "agent"], str]]:
-        """The latest utterances, up to ``history_limit`` characters, oldest first."""
-        budget = self._options.history_limit
-        kept: list[tuple[Literal["user", "agent"], str]] = []
-        for entry in reversed(self._history):
-            text = entry.compact()
-            if not text:
-                continue
-            if len(text) > budget:
-                break
-            budget -= len(text)
-            kept.append((entry.role, text))
-        kept.reverse()
-        return kept
+        sink = functools.partial(self._deliver, new)
+        await self._caller.attach(
+            sink, replay_preroll=previous is not None, before=replay_conversation
+        )
+        self._renewal_due = False
+        self._changed()
 
     # --- the caller's audio ------------------------------------------------------------------
 
     async def _forward_audio(self) -> None:
-        try:
-            async for chunk in self._audio_in:
-                if chunk:
-                    await self._send_audio(chunk)
-        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass
+        await self._caller.pump(self._audio_in)
         log.debug("%s: the caller's audio ended", self._name)
         self._input_ended = True
         self._changed()
         await anyio.sleep(_DRAIN_TIMEOUT_S)
         self._end()
 
-    async def _send_audio(self, chunk: bytes) -> None:
-        message = p.input_audio_append(chunk)
-        while True:
-            async with self._audio_lock:
-                conn = self._current
-                if conn is not None and conn.accepts_audio:
-                    try:
-                        await conn.ws.send(message)
-                    except ConnectionClosed:
-                        conn.accepts_audio = False
-                    else:
-                        self._remember(chunk)
-                        return
-                # No session takes audio now (one is being replaced): hold it, bounded.
-                if self._held_bytes + len(chunk) <= self._hold_cap:
-                    self._held.append(chunk)
-                    self._held_bytes += len(chunk)
-                    return
-                changed = self._changed_event
-            await changed.wait()
-
-    def _remember(self, chunk: bytes) -> None:
-        preroll = self._preroll
-        preroll.append(chunk)
-        self._preroll_bytes += len(chunk)
-        while self._preroll_bytes - len(preroll[0]) >= self._preroll_cap:
-            self._preroll_bytes -= len(preroll.popleft())
+    async def _deliver(self, conn: _Connection, chunk: bytes) -> bool:
+        """Send the caller's audio to ``conn``; ``False`` once it takes no more (it is
+        being replaced, or closed): the audio is then held for the next session."""
+        if not conn.accepts_audio:
+            return False
+        try:
+            await conn.ws.send(p.input_audio_append(chunk))
+        except ConnectionClosed:
+            conn.accepts_audio = False
+            return False
+        return True
 
     # --- server events -------------------------------------------------------------------------
 
@@ -910,12 +862,12 @@ class _Session:
         elif isinstance(event, p.InputCommitted):
             if self._settings.transcription is not None:
                 conn.pending_transcripts.add(event.item_id)
-            self._add_entry(event.item_id, "user")
+            self._log.utterance("user", event.item_id)
         elif isinstance(event, p.InputTranscriptDelta):
             await self._emit(Transcript(event.delta, is_input=True, is_final=False))
         elif isinstance(event, p.InputTranscriptDone):
             conn.pending_transcripts.discard(event.item_id)
-            self._add_entry(event.item_id, "user").text = event.transcript
+            self._log.utterance("user", event.item_id).text = event.transcript
             await self._emit(Transcript(event.transcript, is_input=True, is_final=True))
             self._changed()
         elif isinstance(event, p.InputTranscriptFailed):
@@ -931,18 +883,18 @@ class _Session:
             self._changed()
         elif isinstance(event, p.OutputItemAdded):
             if event.kind == "message" and event.role == "assistant":
-                self._add_entry(event.item_id, "agent")
+                self._log.utterance("agent", event.item_id)
                 self._response(event.response_id).open_texts.append(event.item_id)
         elif isinstance(event, p.AudioDone):
             response = self._response(event.response_id)
             if response.announced and not response.final_sent:
                 response.final_sent = True
-                await self._emit(AudioChunk(b"", is_final=True))
+                await self._emit(AudioChunk(b"", is_final=True, response_id=response.id))
         elif isinstance(event, p.TextDone):
             response = self._response(event.response_id)
             if event.item_id in response.open_texts:
                 response.open_texts.remove(event.item_id)
-            self._add_entry(event.item_id, "agent").text = event.text
+            self._log.utterance("agent", event.item_id).text = event.text
             if response.interrupted and not response.announced:
                 return  # the consumer never saw this answer begin
             response.announced = True
@@ -966,17 +918,6 @@ class _Session:
             response = self._responses[response_id] = _Response(response_id)
         return response
 
-    def _add_entry(self, item_id: str, role: Literal["user", "agent"]) -> _Entry:
-        entry = self._entries.get(item_id)
-        if entry is None:
-            entry = self._entries[item_id] = _Entry(role, item_id=item_id)
-            self._history.append(entry)
-            if len(self._history) > _MAX_ENTRIES:
-                for old in self._history[: _MAX_ENTRIES // 2]:
-                    self._entries.pop(old.item_id, None)
-                del self._history[: _MAX_ENTRIES // 2]
-        return entry
-
     async def _on_audio(self, conn: _Connection, event: p.AudioDelta) -> None:
         if event.response_id in self._finished:
             return
@@ -988,17 +929,20 @@ class _Session:
         item = self._last_audio
         if item is None or item.item_id != event.item_id:
             item = self._last_audio = _AudioItem(event.item_id, response)
+            self._audio_items.setdefault(event.response_id, []).append(item)
+            while len(self._audio_items) > _RECENT_RESPONSES:
+                del self._audio_items[next(iter(self._audio_items))]
         item.n_bytes += len(event.audio)
         if response.interrupted:
             return  # the consumer drops it anyway
         response.announced = True
-        await self._emit(AudioChunk(event.audio))
+        await self._emit(AudioChunk(event.audio, response_id=event.response_id))
 
     async def _on_text(self, event: p.TextDelta) -> None:
         if event.response_id in self._finished:
             return
         response = self._response(event.response_id)
-        self._add_entry(event.item_id, "agent").text += event.delta
+        self._log.utterance("agent", event.item_id).text += event.delta
         if event.item_id not in response.open_texts:
             response.open_texts.append(event.item_id)
         if response.interrupted:
@@ -1009,13 +953,13 @@ class _Session:
     async def _finish_response(self, response: _Response) -> None:
         """Close what a response left open: a final transcript, then the final chunk."""
         for item_id in response.open_texts:
-            entry = self._entries.get(item_id)
+            entry = self._log.get(item_id)
             if entry is not None and entry.text and response.announced:
                 await self._emit(Transcript(entry.text, is_input=False, is_final=True))
         response.open_texts.clear()
         if response.announced and not response.final_sent:
             response.final_sent = True
-            await self._emit(AudioChunk(b"", is_final=True))
+            await self._emit(AudioChunk(b"", is_final=True, response_id=response.id))
 
     async def _on_response_done(self, conn: _Connection, event: p.ResponseDone) -> None:
         response = self._responses.pop(event.response_id, None) or _Response(event.response_id)

@@ -27,6 +27,7 @@ TELNYX_WIRE = WireFormat(
     encodings={"PCMU": Encoding.MULAW, "PCMA": Encoding.ALAW, "L16": Encoding.PCM16},
     big_endian=frozenset({"L16"}),
     error_event=True,
+    start_parameters={"from": "from", "to": "to"},
 )
 """Telnyx's field names and the encodings this layer decodes."""
 

@@ -1,0 +1,366 @@
+"""The conformance suites of the text pipeline's providers: speech-to-text, LLM, TTS.
+
+Each is a test class to subclass with one ``driver`` fixture (see
+:mod:`omnivoice.testing.conformance.realtime` for the pattern); the drivers' defaults
+suit most providers, and say what to override.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import ClassVar
+
+import anyio
+import pytest
+
+from omnivoice.audio.format import AudioFormat, Encoding
+from omnivoice.concurrency import aclose_now
+from omnivoice.errors import AuthFailedError, ConnectionFailedError, UnsupportedFormatError
+from omnivoice.pipeline.contracts import (
+    LanguageModel,
+    Message,
+    SpeechToText,
+    STTEvent,
+    TextDelta,
+    TextToSpeech,
+    ToolCall,
+)
+from omnivoice.realtime.provider import SpeechStarted, SpeechStopped
+from omnivoice.realtime.types import FunctionDeclaration, Transcript
+from omnivoice.registration import Capability
+from omnivoice.testing.audio import silence, tone
+from omnivoice.testing.checker import check_llm_item, check_stt_event, check_tts_audio
+
+__all__ = [
+    "LLMDriver",
+    "LanguageModelConformance",
+    "STTDriver",
+    "SpeechToTextConformance",
+    "TTSDriver",
+    "TextToSpeechConformance",
+]
+
+_FAILURES = (("auth", AuthFailedError), ("unreachable", ConnectionFailedError))
+
+
+def _undeclared(offered: Sequence[AudioFormat]) -> AudioFormat:
+    for rate in (11025, 32000, 8000, 16000, 24000, 48000):
+        for encoding in Encoding:
+            if AudioFormat(encoding, rate) not in offered:
+                return AudioFormat(encoding, rate)
+    raise AssertionError("every format is declared")  # pragma: no cover
+
+
+def _skip_unless(declared: Capability, capability: Capability, who: str) -> None:
+    if not declared & capability:
+        pytest.skip(f"{who} does not declare {capability.names[0].upper()}")
+
+
+# --- speech-to-text ---------------------------------------------------------------------------
+
+
+class STTDriver:
+    """How the suite drives one recogniser. Override :meth:`speech` to give real speech
+    and the words in it (a recogniser of words hears none in the default tone)."""
+
+    timeout: float = 15.0
+
+    def __init__(self, stt: SpeechToText) -> None:
+        self.stt = stt
+
+    def speech(self, audio_format: AudioFormat) -> tuple[bytes, str | None]:
+        """Audio with one utterance and a pause after it, and the words it holds
+        (``None``: the suite checks no words)."""
+        return tone(600, audio_format) + silence(1200, audio_format), None
+
+    def failing(self, problem: str) -> SpeechToText | None:
+        """A recogniser that cannot open (``"auth"`` or ``"unreachable"``), if any."""
+        return None
+
+
+async def _recognise(stt: SpeechToText, audio: bytes, fmt: AudioFormat) -> list[STTEvent]:
+    tx, rx = anyio.create_memory_object_stream[bytes](16)
+    events: list[STTEvent] = []
+    speaking = False
+    async with stt.transcribe(rx, audio_format=fmt) as stream, anyio.create_task_group() as tg:
+
+        async def feed() -> None:
+            with tx:
+                step = fmt.bytes_per_frame(20)
+                for start in range(0, len(audio), step):
+                    await tx.send(audio[start : start + step])
+
+        tg.start_soon(feed)
+        async for event in stream:
+            speaking = check_stt_event(event, speaking=speaking)
+            events.append(event)
+    return events
+
+
+@pytest.mark.anyio
+class SpeechToTextConformance:
+    """The contract of a speech-to-text provider. Subclass it and define ``driver``."""
+
+    @pytest.fixture
+    def driver(self) -> STTDriver:
+        raise NotImplementedError("define a `driver` fixture that returns an STTDriver")
+
+    async def test_it_declares_its_name_formats_and_capabilities(self, driver: STTDriver) -> None:
+        stt = driver.stt
+        assert isinstance(stt.name, str)
+        assert stt.name
+        assert isinstance(stt.accepts, tuple)
+        assert stt.accepts
+        assert all(isinstance(f, AudioFormat) for f in stt.accepts)
+        assert isinstance(stt.capabilities, Capability)
+
+    async def test_an_utterance_follows_the_grammar_and_the_stream_ends_with_the_audio(
+        self, driver: STTDriver
+    ) -> None:
+        fmt = driver.stt.accepts[0]
+        audio, words = driver.speech(fmt)
+        with anyio.fail_after(driver.timeout):
+            events = await _recognise(driver.stt, audio, fmt)
+        finals = [e.text for e in events if isinstance(e, Transcript) and e.is_final]
+        if driver.stt.capabilities & Capability.SPEECH_EVENTS:
+            assert any(isinstance(e, SpeechStarted) for e in events), events
+            assert any(isinstance(e, SpeechStopped) for e in events), events
+        if words is not None:
+            heard = " ".join(finals).lower().split()
+            missing = [w for w in words.lower().split() if w.strip(".,?!") not in heard]
+            assert not missing, f"not recognised: {missing}; finals: {finals}"
+
+    async def test_every_declared_format_is_taken(self, driver: STTDriver) -> None:
+        for fmt in driver.stt.accepts:
+            with anyio.fail_after(driver.timeout):
+                await _recognise(driver.stt, silence(200, fmt), fmt)
+
+    async def test_an_undeclared_format_is_refused_on_entry(self, driver: STTDriver) -> None:
+        tx, rx = anyio.create_memory_object_stream[bytes](1)
+        with tx, rx, pytest.raises(UnsupportedFormatError):
+            async with driver.stt.transcribe(rx, audio_format=_undeclared(driver.stt.accepts)):
+                pass
+
+    async def test_leaving_early_ends_the_stream(self, driver: STTDriver) -> None:
+        fmt = driver.stt.accepts[0]
+        tx, rx = anyio.create_memory_object_stream[bytes](16)
+        with tx, rx, anyio.fail_after(driver.timeout):
+            async with driver.stt.transcribe(rx, audio_format=fmt):
+                await tx.send(tone(100, fmt))
+
+    async def test_a_failed_start_raises_a_typed_error(self, driver: STTDriver) -> None:
+        tried = 0
+        for problem, expected in _FAILURES:
+            stt = driver.failing(problem)
+            if stt is None:
+                continue
+            tried += 1
+            with anyio.fail_after(driver.timeout), pytest.raises(expected):
+                await _recognise(stt, b"", stt.accepts[0])
+        if not tried:
+            pytest.skip("the driver makes no failing recogniser (STTDriver.failing)")
+
+    async def test_aclose_can_be_called_twice(self, driver: STTDriver) -> None:
+        await driver.stt.aclose()
+        await driver.stt.aclose()
+
+
+# --- language models -----------------------------------------------------------------------
+
+
+class LLMDriver:
+    """How the suite drives one language model: the conversations it is given."""
+
+    timeout: float = 15.0
+    TOOL: ClassVar[FunctionDeclaration] = FunctionDeclaration(
+        "lookup_order",
+        "Find an order by its number",
+        {"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]},
+    )
+
+    def __init__(self, llm: LanguageModel) -> None:
+        self.llm = llm
+
+    def conversation(self) -> list[Message]:
+        """A conversation the model answers with text."""
+        return [
+            Message("system", "You are a helpful phone agent. Answer in one sentence."),
+            Message("user", "Hello, are you open today?"),
+        ]
+
+    def tool_conversation(self) -> list[Message]:
+        """A conversation in which the model should call :attr:`TOOL`."""
+        return [
+            Message("system", "You are a shop's phone agent. Use lookup_order for orders."),
+            Message("user", "Where is my order A-1?"),
+        ]
+
+    def failing(self, problem: str) -> LanguageModel | None:
+        """A model that cannot answer (``"auth"`` or ``"unreachable"``), if any."""
+        return None
+
+
+async def _answer(
+    llm: LanguageModel, messages: Sequence[Message], tools: Sequence[FunctionDeclaration] = ()
+) -> list[TextDelta | ToolCall]:
+    items: list[TextDelta | ToolCall] = []
+    stream = llm.stream(messages, tools=tools)
+    try:
+        async for item in stream:
+            check_llm_item(item, [t.name for t in tools])
+            items.append(item)
+    finally:
+        await aclose_now(stream)
+    return items
+
+
+@pytest.mark.anyio
+class LanguageModelConformance:
+    """The contract of an LLM provider. Subclass it and define ``driver``."""
+
+    @pytest.fixture
+    def driver(self) -> LLMDriver:
+        raise NotImplementedError("define a `driver` fixture that returns an LLMDriver")
+
+    async def test_it_declares_its_name_and_capabilities(self, driver: LLMDriver) -> None:
+        assert isinstance(driver.llm.name, str)
+        assert driver.llm.name
+        assert isinstance(driver.llm.capabilities, Capability)
+
+    async def test_it_answers_with_text(self, driver: LLMDriver) -> None:
+        with anyio.fail_after(driver.timeout):
+            items = await _answer(driver.llm, driver.conversation())
+        text = "".join(i.text for i in items if isinstance(i, TextDelta))
+        assert text.strip(), items
+
+    async def test_closing_the_stream_early_stops_it(self, driver: LLMDriver) -> None:
+        with anyio.fail_after(driver.timeout):
+            stream = driver.llm.stream(driver.conversation())
+            first = await anext(aiter(stream))
+            check_llm_item(first, [])
+            await aclose_now(stream)
+
+    async def test_it_asks_for_a_declared_tool(self, driver: LLMDriver) -> None:
+        _skip_unless(driver.llm.capabilities, Capability.FUNCTION_CALLING, driver.llm.name)
+        with anyio.fail_after(driver.timeout):
+            items = await _answer(driver.llm, driver.tool_conversation(), [driver.TOOL])
+        calls = [i for i in items if isinstance(i, ToolCall)]
+        assert calls, f"no call of {driver.TOOL.name}: {items}"
+        assert {c.name for c in calls} == {driver.TOOL.name}
+
+    async def test_it_goes_on_after_a_tool_result(self, driver: LLMDriver) -> None:
+        _skip_unless(driver.llm.capabilities, Capability.FUNCTION_CALLING, driver.llm.name)
+        with anyio.fail_after(driver.timeout):
+            items = await _answer(driver.llm, driver.tool_conversation(), [driver.TOOL])
+            calls = tuple(i for i in items if isinstance(i, ToolCall))
+            assert calls
+            said = "".join(i.text for i in items if isinstance(i, TextDelta))
+            follow_up = [
+                *driver.tool_conversation(),
+                Message("assistant", said, tool_calls=calls),
+                *(Message("tool", '{"status": "shipped"}', tool_call_id=c.id) for c in calls),
+            ]
+            answer = await _answer(driver.llm, follow_up, [driver.TOOL])
+        assert "".join(i.text for i in answer if isinstance(i, TextDelta)).strip(), answer
+
+    async def test_a_failed_start_raises_a_typed_error(self, driver: LLMDriver) -> None:
+        tried = 0
+        for problem, expected in _FAILURES:
+            llm = driver.failing(problem)
+            if llm is None:
+                continue
+            tried += 1
+            with anyio.fail_after(driver.timeout), pytest.raises(expected):
+                await _answer(llm, driver.conversation())
+        if not tried:
+            pytest.skip("the driver makes no failing model (LLMDriver.failing)")
+
+    async def test_aclose_can_be_called_twice(self, driver: LLMDriver) -> None:
+        await driver.llm.aclose()
+        await driver.llm.aclose()
+
+
+# --- text-to-speech ---------------------------------------------------------------------------
+
+
+class TTSDriver:
+    """How the suite drives one synthesiser: what it is asked to say."""
+
+    timeout: float = 15.0
+    text: str = "Hello, thank you for calling. How can I help?"
+
+    def __init__(self, tts: TextToSpeech) -> None:
+        self.tts = tts
+
+    def failing(self, problem: str) -> TextToSpeech | None:
+        """A synthesiser that cannot speak (``"auth"`` or ``"unreachable"``), if any."""
+        return None
+
+
+async def _speak(tts: TextToSpeech, text: str, fmt: AudioFormat) -> bytes:
+    audio = bytearray()
+    stream: AsyncIterator[bytes] = tts.synthesize(text, audio_format=fmt)
+    try:
+        async for piece in stream:
+            check_tts_audio(piece, fmt)
+            audio += piece
+    finally:
+        await aclose_now(stream)
+    check_tts_audio(bytes(audio), fmt, whole=True)
+    return bytes(audio)
+
+
+@pytest.mark.anyio
+class TextToSpeechConformance:
+    """The contract of a TTS provider. Subclass it and define ``driver``."""
+
+    @pytest.fixture
+    def driver(self) -> TTSDriver:
+        raise NotImplementedError("define a `driver` fixture that returns a TTSDriver")
+
+    async def test_it_declares_its_name_formats_and_capabilities(self, driver: TTSDriver) -> None:
+        tts = driver.tts
+        assert isinstance(tts.name, str)
+        assert tts.name
+        assert isinstance(tts.produces, tuple)
+        assert tts.produces
+        assert all(isinstance(f, AudioFormat) for f in tts.produces)
+        assert isinstance(tts.capabilities, Capability)
+
+    async def test_it_speaks_in_every_declared_format(self, driver: TTSDriver) -> None:
+        for fmt in driver.tts.produces:
+            with anyio.fail_after(driver.timeout):
+                audio = await _speak(driver.tts, driver.text, fmt)
+            # A sentence of speech lasts far longer than a tenth of a second.
+            assert fmt.duration(len(audio)) > 0.1, fmt
+
+    async def test_an_undeclared_format_is_refused(self, driver: TTSDriver) -> None:
+        with anyio.fail_after(driver.timeout), pytest.raises(UnsupportedFormatError):
+            await _speak(driver.tts, driver.text, _undeclared(driver.tts.produces))
+
+    async def test_closing_the_stream_early_stops_it(self, driver: TTSDriver) -> None:
+        fmt = driver.tts.produces[0]
+        with anyio.fail_after(driver.timeout):
+            stream = driver.tts.synthesize(driver.text, audio_format=fmt)
+            check_tts_audio(await anext(aiter(stream)), fmt)
+            await aclose_now(stream)
+
+    async def test_nothing_to_say_is_no_error(self, driver: TTSDriver) -> None:
+        with anyio.fail_after(driver.timeout):
+            await _speak(driver.tts, "", driver.tts.produces[0])
+
+    async def test_a_failed_start_raises_a_typed_error(self, driver: TTSDriver) -> None:
+        tried = 0
+        for problem, expected in _FAILURES:
+            tts = driver.failing(problem)
+            if tts is None:
+                continue
+            tried += 1
+            with anyio.fail_after(driver.timeout), pytest.raises(expected):
+                await _speak(tts, driver.text, tts.produces[0])
+        if not tried:
+            pytest.skip("the driver makes no failing synthesiser (TTSDriver.failing)")
+
+    async def test_aclose_can_be_called_twice(self, driver: TTSDriver) -> None:
+        await driver.tts.aclose()
+        await driver.tts.aclose()
