@@ -167,11 +167,16 @@ async def test_a_turn_gives_events_transcript_and_metrics() -> None:
     assert metrics["response_latencies_ms"] == [300.0]
     assert metrics["response_latency_ms"]["p50"] == 300.0
     assert metrics["duration_s"] == 3.8
-    # The end of the agent's speech is seen by the audio reader, the rest by the provider
-    # pump: the two interleave as the tasks are scheduled.
+    # The first audio handed out and the end of the agent's speech are seen by the audio
+    # reader, the rest by the provider pump: the two interleave as the tasks are scheduled.
     ended = types(events).index(EventType.AGENT_SPEECH_ENDED)
     assert ended > types(events).index(EventType.AGENT_SPEECH_STARTED)
-    assert [t for t in types(events) if t is not EventType.AGENT_SPEECH_ENDED] == [
+    [handed] = [e for e in events if e.type is EventType.AGENT_AUDIO_STARTED]
+    assert types(events).index(EventType.AGENT_SPEECH_STARTED) < events.index(handed) < ended
+    assert handed.data["latency_ms"] == 300.0  # the same figure as the metrics
+    assert handed.data["onset_ms"] >= 0
+    reader = {EventType.AGENT_SPEECH_ENDED, EventType.AGENT_AUDIO_STARTED}
+    assert [t for t in types(events) if t not in reader] == [
         EventType.SESSION_STARTED,
         EventType.USER_SPEECH_STARTED,
         EventType.USER_TRANSCRIPT,

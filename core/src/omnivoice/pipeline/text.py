@@ -66,6 +66,7 @@ from omnivoice.realtime.provider import (
 from omnivoice.realtime.session import EventChannel, serve_session
 from omnivoice.realtime.types import AudioChunk, HeardResponse, ProcessConfig, Transcript
 from omnivoice.registration import Capability, Kind
+from omnivoice.telemetry.tracing import record_operation
 
 if TYPE_CHECKING:
     from omnivoice.plugins import Registry
@@ -327,6 +328,8 @@ class _Response:
     tts_started_at: float | None = None
     first_tts_audio_at: float | None = None
     first_audio_at: float | None = None
+    llm_ended_at: float | None = None
+    tts_ended_at: float | None = None
 
     def spoken_text(self) -> str:
         return " ".join(s.text for s in self.sentences if s.spoken)
@@ -747,10 +750,45 @@ class _TextSession:
                     tasks.start_soon(self._speak, response, receiver)
                     with senders:
                         await self._think(response, senders)
+                        response.llm_ended_at = self._clock()
             if not response.withdrawn:
                 await self._finish(response)
         finally:
             response.done.set()
+            self._trace(response)
+
+    def _trace(self, response: _Response) -> None:
+        """The response's stages as spans of the call's trace (docs/operations.md)."""
+        now, metrics = self._clock(), response.metrics()
+        pipeline = self._pipeline
+        record_operation(
+            "omnivoice.stt.segment",
+            *(response.speech_ended_at, response.final_at),
+            now=now,
+            **{
+                "omnivoice.stt": pipeline.stt.name,
+                "omnivoice.stt_final_ms": metrics["stt_final_ms"],
+            },
+        )
+        record_operation(
+            "omnivoice.llm.request",
+            *(response.llm_started_at, response.llm_ended_at or now),
+            now=now,
+            **{
+                "omnivoice.llm": pipeline.llm.name,
+                "omnivoice.llm_first_token_ms": metrics["llm_first_token_ms"],
+                "omnivoice.function_rounds": metrics["function_rounds"],
+            },
+        )
+        record_operation(
+            "omnivoice.tts.synthesis",
+            *(response.tts_started_at, response.tts_ended_at or now),
+            now=now,
+            **{
+                "omnivoice.tts": pipeline.tts.name,
+                "omnivoice.tts_first_audio_ms": metrics["tts_first_audio_ms"],
+            },
+        )
 
     async def _finish(self, response: _Response) -> None:
         if response.output_started:
@@ -847,6 +885,7 @@ class _TextSession:
                             if data:
                                 await self._say(response, sentence, data)
                 except Exception as exc:
+                    response.tts_ended_at = self._clock()
                     await self._report(tts.name, exc)
                     response.cut_short = True  # only what was said counts
                     response.scope.cancel()
@@ -855,6 +894,7 @@ class _TextSession:
                 if sentence.audio_ms > 0:
                     self._rate_chars += len(sentence.text)
                     self._rate_ms += sentence.audio_ms
+        response.tts_ended_at = self._clock()
         if outbound is not None:
             response.tail = outbound.flush()
 
