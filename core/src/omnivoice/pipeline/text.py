@@ -7,7 +7,11 @@ model. Each session streams all the way:
 - the caller's audio goes to the recogniser (converted if need be) and through a local
   voice-activity detector; the recogniser's transcripts go out as they come;
 - the caller's turn ends on the recogniser's ``SpeechStopped``, else after
-  ``end_silence_ms`` of quiet seen by the detector, else after ``max_turn_s`` of speech;
+  ``end_silence_ms`` of quiet seen by the detector, else after ``max_turn_s`` of speech
+  (then the recogniser is asked to finalize what it heard);
+- a recogniser's early end of turn (``EagerEndOfTurn``) starts the answer before the turn
+  has ended; it is said only once the turn ends with the same words (``TurnResumed`` or
+  other words drop it);
 - the model's answer is cut into sentences, and each goes to text-to-speech as soon as it
   is complete, so the first audio follows the first sentence;
 - when the caller speaks over the agent, the session says ``SpeechStarted``; the bridge
@@ -42,6 +46,7 @@ from omnivoice.audio.vad import EnergyVAD, VoiceActivity
 from omnivoice.concurrency import aclose_now
 from omnivoice.errors import OmnivoiceError, SessionClosedError
 from omnivoice.pipeline.contracts import (
+    EagerEndOfTurn,
     LanguageModel,
     Message,
     SpeechToText,
@@ -49,6 +54,7 @@ from omnivoice.pipeline.contracts import (
     TextDelta,
     TextToSpeech,
     ToolCall,
+    TurnResumed,
 )
 from omnivoice.pipeline.sentences import SentenceSplitter
 from omnivoice.realtime.conversation import heard_part
@@ -327,6 +333,13 @@ class _Response:
     tts_started_at: float | None = None
     first_tts_audio_at: float | None = None
     first_audio_at: float | None = None
+    confirmed: anyio.Event | None = None
+    """For an answer started on an early end of turn: set once the turn has ended with its
+    words. Until then nothing of it is said, and no function of it runs."""
+
+    async def until_confirmed(self) -> None:
+        if self.confirmed is not None:
+            await self.confirmed.wait()
 
     def spoken_text(self) -> str:
         return " ".join(s.text for s in self.sentences if s.spoken)
@@ -355,6 +368,7 @@ class _Response:
             "response_ms": _ms(self.speech_ended_at, self.first_audio_at),
             "function_rounds": sum(1 for round_ in self.rounds if round_.calls),
             "interrupted": self.heard_ms is not None,
+            "speculative": self.confirmed is not None,
         }
 
     def _texts(self) -> dict[int, list[str]]:
@@ -449,6 +463,9 @@ class _TextSession:
         self._final_deadline: float | None = None
         self._deadlines_moved = anyio.Event()
         self._tasks: TaskGroup | None = None
+        self._recognition: AsyncIterator[STTEvent] | None = None
+        self._speculation: tuple[_Response, _Response | None] | None = None
+        """An answer started on an early end of turn, and the response before it."""
         self.events = EventChannel(_OUT)
 
     # --- the RealtimeSession contract -------------------------------------------------------
@@ -484,6 +501,7 @@ class _TextSession:
             recognition = await stack.enter_async_context(
                 pipeline.stt.transcribe(stt_rx, audio_format=self._stt_format)
             )
+            self._recognition = recognition
             task_status.started()
             async with anyio.create_task_group() as tasks:
                 self._tasks = tasks
@@ -567,6 +585,7 @@ class _TextSession:
         async for item in inbox:
             if not await self._take(item):
                 break
+        self._drop_speculation()
         current = self._current
         if current is not None:
             await current.done.wait()  # the last answer is said before the session ends
@@ -584,7 +603,12 @@ class _TextSession:
             if item.activity.speaking:
                 await self._speech_started()
             else:
+                await self._finalize_recognition()
                 await self._speech_stopped(item.activity.trailing_silence_ms)
+        elif isinstance(item, EagerEndOfTurn):
+            self._speculate(item.text)
+        elif isinstance(item, TurnResumed):
+            self._drop_speculation()
         elif isinstance(item, _Deadline):
             await self._deadline_passed()
         elif isinstance(item, _CallerEnded):
@@ -613,6 +637,7 @@ class _TextSession:
     async def _speech_started(self) -> None:
         if self._in_turn:
             return
+        self._drop_speculation()
         self._in_turn = True
         self._awaiting = False  # an ended turn still unanswered goes on with this speech
         self._turn_deadline = anyio.current_time() + self._pipeline.max_turn_s
@@ -670,6 +695,7 @@ class _TextSession:
                 self._pipeline.name,
                 self._pipeline.max_turn_s,
             )
+            await self._finalize_recognition()
             await self._speech_stopped(0)
         if self._final_deadline is not None and now >= self._final_deadline:
             self._final_deadline = None
@@ -688,6 +714,7 @@ class _TextSession:
             parts.append(self._partial.strip())
         if not parts:
             if timed_out:  # nothing was recognised: noise, not words
+                self._drop_speculation()
                 self._awaiting = False
                 self._speech_ended_at = None
                 log.info("%s: speech without words; no answer", self._pipeline.name)
@@ -703,6 +730,8 @@ class _TextSession:
 
     def _start_response(self, text: str, *, used_final: bool) -> None:
         assert self._tasks is not None
+        if self._confirm_speculation(text, used_final=used_final):
+            return
         response = _Response(
             text,
             speech_ended_at=self._speech_ended_at,
@@ -717,6 +746,66 @@ class _TextSession:
         previous, self._current = self._current, response
         self._responses.append(response)
         self._tasks.start_soon(self._run_response, response, previous)
+
+    # --- speculative turns: an answer prepared before the turn has ended -----------------------
+
+    def _speculate(self, text: str) -> None:
+        """The recogniser expects the turn to end with ``text``: start answering it, silently."""
+        self._drop_speculation()
+        if not self._in_turn or not text.strip() or self._tasks is None:
+            return
+        response = _Response(text.strip(), speech_ended_at=None, final_at=None)
+        response.confirmed = anyio.Event()
+        previous, self._current = self._current, response
+        self._speculation = (response, previous)
+        self._responses.append(response)
+        self._tasks.start_soon(self._run_response, response, previous)
+
+    def _confirm_speculation(self, text: str, *, used_final: bool) -> bool:
+        """The turn ended with ``text``: let the prepared answer speak if it answers that."""
+        if self._speculation is None:
+            return False
+        response = self._speculation[0]
+        stopped = response.done.is_set() or response.scope.cancel_called
+        if stopped or response.user_text.split() != text.split():
+            self._drop_speculation()
+            return False
+        self._speculation = None
+        response.speech_ended_at = self._speech_ended_at
+        response.final_at = self._final_at if used_final else None
+        self._awaiting = False
+        self._finals, self._partial = [], ""
+        self._final_at = self._speech_ended_at = None
+        if self._final_deadline is not None:
+            self._final_deadline = None
+            self._move_deadlines()
+        assert response.confirmed is not None
+        response.confirmed.set()
+        return True
+
+    def _drop_speculation(self) -> None:
+        """Forget the prepared answer: the caller went on, or said something else."""
+        if self._speculation is None:
+            return
+        response, previous = self._speculation
+        self._speculation = None
+        response.withdrawn = response.cut_short = True
+        response.heard_ms = 0
+        response.scope.cancel()
+        if response in self._responses:
+            self._responses.remove(response)
+        if self._current is response:
+            self._current = previous
+
+    async def _finalize_recognition(self) -> None:
+        """The pipeline ends the turn by itself: the recogniser should say its last words now."""
+        if not self._in_turn or self._recognition is None:
+            return
+        stt = self._pipeline.stt
+        try:
+            await stt.finalize(self._recognition)
+        except Exception as exc:
+            await self._report(stt.name, exc)
 
     def _withdraw(self, response: _Response) -> None:
         """Cancel an answer the caller has not heard any of, because they went on speaking;
@@ -817,6 +906,7 @@ class _TextSession:
         await sentences.send(sentence)
 
     async def _call(self, response: _Response, round_: _Round, call: ToolCall) -> None:
+        await response.until_confirmed()  # a speculative answer runs no function yet
         response.calls_started = True
         round_.calls.append(call)
         # Functions with side effects run to the end even if the caller interrupts.
@@ -829,6 +919,7 @@ class _TextSession:
         self, response: _Response, sentences: MemoryObjectReceiveStream[_Sentence]
     ) -> None:
         """Synthesise each sentence as it comes, and hand its audio over."""
+        await response.until_confirmed()  # a speculative answer is only written, not spoken
         tts = self._pipeline.tts
         outbound = self._take_outbound()
         with sentences:

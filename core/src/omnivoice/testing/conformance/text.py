@@ -82,18 +82,22 @@ async def _recognise(stt: SpeechToText, audio: bytes, fmt: AudioFormat) -> list[
     tx, rx = anyio.create_memory_object_stream[bytes](16)
     events: list[STTEvent] = []
     speaking = False
-    async with stt.transcribe(rx, audio_format=fmt) as stream, anyio.create_task_group() as tg:
 
-        async def feed() -> None:
-            with tx:
-                step = fmt.bytes_per_frame(20)
-                for start in range(0, len(audio), step):
-                    await tx.send(audio[start : start + step])
+    async def feed() -> None:
+        with tx:
+            step = fmt.bytes_per_frame(20)
+            for start in range(0, len(audio), step):
+                await tx.send(audio[start : start + step])
 
-        tg.start_soon(feed)
-        async for event in stream:
-            speaking = check_stt_event(event, speaking=speaking)
-            events.append(event)
+    with rx, tx:  # the caller's side owns its streams: closed however it all ends
+        async with (
+            stt.transcribe(rx, audio_format=fmt) as stream,
+            anyio.create_task_group() as tg,
+        ):
+            tg.start_soon(feed)
+            async for event in stream:
+                speaking = check_stt_event(event, speaking=speaking)
+                events.append(event)
     return events
 
 
