@@ -33,19 +33,25 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import anyio
 import numpy as np
+from anyio.streams.memory import MemoryObjectSendStream
 
 from omnivoice.audio import g711
-from omnivoice.audio.format import AudioFormat, Encoding
+from omnivoice.audio.format import TWILIO, AudioFormat, Encoding
 from omnivoice.net import HandshakeRequest, ServerWebSocket
+from omnivoice.pipeline import SpeechToText, STTEvent
+from omnivoice.realtime import Transcript
 from omnivoice.testing import FakeServer, Rejection
 
-__all__ = ["VOCABULARY", "FakeConnection", "FakeDeepgram", "speech"]
+__all__ = ["VOCABULARY", "FakeConnection", "FakeDeepgram", "Listening", "listening", "speech"]
+
+T = TypeVar("T")
 
 VOCABULARY: dict[str, int] = {
     word: 300 + 100 * index
@@ -646,3 +652,64 @@ def _check_params(request: HandshakeRequest) -> str | None:
 
 def _pairs(query: str) -> list[tuple[str, str]]:
     return parse_qsl(query, keep_blank_values=True)
+
+
+# --- the client side: driving a recognition stream in tests ------------------------------
+
+
+class Listening:
+    """A recognition stream under test: feed it audio, read what it said."""
+
+    def __init__(self, tx: MemoryObjectSendStream[bytes], stream: AsyncIterator[STTEvent]) -> None:
+        self.tx = tx
+        self.stream = stream
+        self.events: list[STTEvent] = []
+        self.error: Exception | None = None
+        self.ended = anyio.Event()
+        self._changed = anyio.Event()
+
+    async def feed(self, audio: bytes, *, chunk_ms: int = 20, fmt: AudioFormat = TWILIO) -> None:
+        step = fmt.bytes_per_frame(chunk_ms)
+        for start in range(0, len(audio), step):
+            await self.tx.send(audio[start : start + step])
+
+    def finals(self) -> list[str]:
+        return [e.text for e in self.events if isinstance(e, Transcript) and e.is_final]
+
+    def of_type(self, kind: type[T]) -> list[T]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    async def wait_for(self, condition: Callable[[], bool], *, within: float = 10.0) -> None:
+        with anyio.fail_after(within):
+            while not condition():
+                if self.ended.is_set():
+                    raise AssertionError(f"the stream ended first: {self.events} {self.error!r}")
+                await self._changed.wait()
+
+    async def collect(self) -> None:
+        try:
+            async for event in self.stream:
+                self.events.append(event)
+                self._notify()
+        except Exception as exc:
+            self.error = exc
+        finally:
+            self.ended.set()
+            self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+
+@asynccontextmanager
+async def listening(stt: SpeechToText, fmt: AudioFormat = TWILIO) -> AsyncIterator[Listening]:
+    """Open a stream of ``stt`` in ``fmt`` and collect its events in the background."""
+    tx, rx = anyio.create_memory_object_stream[bytes](64)
+    with tx, rx:
+        async with stt.transcribe(rx, audio_format=fmt) as stream:
+            run = Listening(tx, stream)
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(run.collect)
+                yield run
+                tasks.cancel_scope.cancel()
