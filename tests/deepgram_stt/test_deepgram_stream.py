@@ -55,14 +55,16 @@ async def test_the_callers_mulaw_goes_unchanged_with_the_documented_parameters(
         "punctuate": "true",
     }
     assert bytes(conn.audio) == audio  # exactly the caller's bytes, nothing added
-    assert conn.of_type("CloseStream") and conn.sent[-1]["type"] == "Metadata"
+    assert conn.of_type("CloseStream")
+    assert conn.sent[-1]["type"] == "Metadata"
     assert conn.close_code == 1000
     assert run.error is None
     assert run.finals() == [WORDS]
     assert isinstance(run.events[0], SpeechStarted)
     assert isinstance(run.events[-1], SpeechStopped)
     partials = [e.text for e in run.events if isinstance(e, Transcript) and not e.is_final]
-    assert partials and all(WORDS.startswith(p) for p in partials)
+    assert partials
+    assert all(WORDS.startswith(p) for p in partials)
 
 
 async def test_options_become_query_parameters_as_deepgram_spells_them(
@@ -127,7 +129,8 @@ async def test_a_wrong_key_is_refused_before_any_audio(fake: FakeDeepgram) -> No
     with pytest.raises(AuthFailedError, match="DEEPGRAM_API_KEY"):
         async with listening(DeepgramSTT("", url=fake.url)):
             pass
-    assert fake.rejected == 0 and len(fake.requests) == 1  # no key: nothing was sent
+    assert fake.rejected == 0
+    assert len(fake.requests) == 1
 
 
 @pytest.mark.parametrize(
@@ -299,9 +302,7 @@ async def test_unknown_and_malformed_messages_are_counted_and_the_stream_goes_on
 
 
 async def test_flux_speaks_v2_with_speculative_ends_of_turns(fake: FakeDeepgram) -> None:
-    stt = DeepgramSTT(
-        "test", model="flux-general-en", url=fake.flux_url, eager_eot_threshold=0.4
-    )
+    stt = DeepgramSTT("test", model="flux-general-en", url=fake.flux_url, eager_eot_threshold=0.4)
     audio = (
         speech("where is my", TWILIO)
         + silence(500, TWILIO)  # long enough for an eager end of turn, not for the end
