@@ -919,10 +919,10 @@ class _TextSession:
         self, response: _Response, sentences: MemoryObjectReceiveStream[_Sentence]
     ) -> None:
         """Synthesise each sentence as it comes, and hand its audio over."""
-        await response.until_confirmed()  # a speculative answer is only written, not spoken
         tts = self._pipeline.tts
         outbound = self._take_outbound()
         with sentences:
+            await response.until_confirmed()  # a speculative answer is written, not spoken
             async for sentence in sentences:
                 if response.tts_started_at is None:
                     response.tts_started_at = self._clock()
