@@ -44,7 +44,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from omnivoice.audio import g711
 from omnivoice.audio.format import TWILIO, AudioFormat, Encoding
-from omnivoice.net import HandshakeRequest, ServerWebSocket
+from omnivoice.net import ConnectionClosed, HandshakeRequest, ServerWebSocket
 from omnivoice.pipeline import SpeechToText, STTEvent
 from omnivoice.realtime import Transcript
 from omnivoice.testing import FakeServer, Rejection
@@ -213,8 +213,11 @@ class FakeConnection:
         document = dict(message)
         if self.flux:
             document.setdefault("sequence_id", next(self._sequence))
+        try:
+            await self.ws.send(json.dumps(document))
+        except ConnectionClosed:
+            return  # the client has gone (a hang-up): nothing to tell it
         self.sent.append(document)
-        await self.ws.send(json.dumps(document))
         self.fake.notify()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:

@@ -63,6 +63,8 @@ _MAX_SHORT_LIVED = 3
 _FILL_AFTER_S = 0.3
 """Flux: the caller's audio has stopped this long: silence goes instead."""
 _FILL_MS = 100
+_CLOSE_NOW_S = 1.0
+"""Leaving a stream early: the longest wait to send ``CloseStream``."""
 _LOGGED_PER_KIND = 3
 """Unknown or malformed messages logged as warnings per kind and stream; then debug."""
 
@@ -523,6 +525,8 @@ class _Stream:
                 finally:
                     conn.accepts_audio = False
                     conn.ended.set()
+                    if not conn.close_sent and ws.close_code is None:
+                        await _close_stream_now(ws)
         except HandshakeError as exc:
             raise p.handshake_error(
                 exc.status_code, exc.headers, exc.body, self._param_names
@@ -646,6 +650,13 @@ class _Stream:
             log.log(level, "Deepgram sent an unexpected message (%s): %s", kind, message)
         elif isinstance(message, p.Metadata):
             log.debug("Deepgram stream %s: %.2f s of audio", message.request_id, message.duration)
+
+
+async def _close_stream_now(ws: WebSocket) -> None:
+    """Leaving early (the call hung up): tell Deepgram the stream is over, even while
+    cancelled, without waiting for its last results."""
+    with anyio.move_on_after(_CLOSE_NOW_S, shield=True), contextlib.suppress(ConnectionClosed):
+        await ws.send(p.CLOSE_STREAM)
 
 
 def _silence(audio_format: AudioFormat, ms: int) -> bytes:
