@@ -152,6 +152,23 @@ class SpeechToTextConformance:
             async with driver.stt.transcribe(rx, audio_format=fmt):
                 await tx.send(tone(100, fmt))
 
+    async def test_finalize_mid_utterance_keeps_the_grammar(self, driver: STTDriver) -> None:
+        fmt = driver.stt.accepts[0]
+        audio, _ = driver.speech(fmt)
+        tx, rx = anyio.create_memory_object_stream[bytes](16)
+        speaking = False
+        with tx, rx, anyio.fail_after(driver.timeout):
+            async with driver.stt.transcribe(rx, audio_format=fmt) as stream:
+                half = len(audio) // 2
+                step = fmt.bytes_per_frame(20)
+                for start in range(0, half, step):
+                    await tx.send(audio[start : min(start + step, half)])
+                await driver.stt.finalize(stream)  # the pipeline ended the turn itself
+                await driver.stt.finalize(stream)  # twice is no error either
+                tx.close()
+                async for event in stream:
+                    speaking = check_stt_event(event, speaking=speaking)
+
     async def test_a_failed_start_raises_a_typed_error(self, driver: STTDriver) -> None:
         tried = 0
         for problem, expected in _FAILURES:
