@@ -730,8 +730,6 @@ class _TextSession:
 
     def _start_response(self, text: str, *, used_final: bool) -> None:
         assert self._tasks is not None
-        if self._confirm_speculation(text, used_final=used_final):
-            return
         response = _Response(
             text,
             speech_ended_at=self._speech_ended_at,
@@ -743,6 +741,8 @@ class _TextSession:
         if self._final_deadline is not None:
             self._final_deadline = None
             self._move_deadlines()
+        if self._confirm_speculation(response):
+            return
         previous, self._current = self._current, response
         self._responses.append(response)
         self._tasks.start_soon(self._run_response, response, previous)
@@ -761,24 +761,18 @@ class _TextSession:
         self._responses.append(response)
         self._tasks.start_soon(self._run_response, response, previous)
 
-    def _confirm_speculation(self, text: str, *, used_final: bool) -> bool:
-        """The turn ended with ``text``: let the prepared answer speak if it answers that."""
+    def _confirm_speculation(self, answer: _Response) -> bool:
+        """The turn ended and ``answer`` is due: the prepared answer speaks instead, if it
+        answers the same words."""
         if self._speculation is None:
             return False
         response = self._speculation[0]
         stopped = response.done.is_set() or response.scope.cancel_called
-        if stopped or response.user_text.split() != text.split():
+        if stopped or response.user_text.split() != answer.user_text.split():
             self._drop_speculation()
             return False
         self._speculation = None
-        response.speech_ended_at = self._speech_ended_at
-        response.final_at = self._final_at if used_final else None
-        self._awaiting = False
-        self._finals, self._partial = [], ""
-        self._final_at = self._speech_ended_at = None
-        if self._final_deadline is not None:
-            self._final_deadline = None
-            self._move_deadlines()
+        response.speech_ended_at, response.final_at = answer.speech_ended_at, answer.final_at
         assert response.confirmed is not None
         response.confirmed.set()
         return True
