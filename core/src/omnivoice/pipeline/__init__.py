@@ -9,6 +9,7 @@ contracts its three parts implement are in :mod:`omnivoice.pipeline.contracts`. 
 from typing import TYPE_CHECKING, Any
 
 from omnivoice.pipeline.contracts import (
+    EagerEndOfTurn,
     LanguageModel,
     Message,
     SpeechToText,
@@ -16,6 +17,7 @@ from omnivoice.pipeline.contracts import (
     TextDelta,
     TextToSpeech,
     ToolCall,
+    TurnResumed,
 )
 from omnivoice.pipeline.sentences import SentenceSplitter
 
@@ -34,6 +36,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "EagerEndOfTurn",
     "LanguageModel",
     "Message",
     "STTEvent",
@@ -43,5 +46,6 @@ __all__ = [
     "TextPipeline",
     "TextToSpeech",
     "ToolCall",
+    "TurnResumed",
     "build_pipeline",
 ]

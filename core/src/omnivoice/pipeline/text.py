@@ -7,7 +7,11 @@ model. Each session streams all the way:
 - the caller's audio goes to the recogniser (converted if need be) and through a local
   voice-activity detector; the recogniser's transcripts go out as they come;
 - the caller's turn ends on the recogniser's ``SpeechStopped``, else after
-  ``end_silence_ms`` of quiet seen by the detector, else after ``max_turn_s`` of speech;
+  ``end_silence_ms`` of quiet seen by the detector, else after ``max_turn_s`` of speech
+  (then the recogniser is asked to finalize what it heard);
+- a recogniser's early end of turn (``EagerEndOfTurn``) starts the answer before the turn
+  has ended; it is said only once the turn ends with the same words (``TurnResumed`` or
+  other words drop it);
 - the model's answer is cut into sentences, and each goes to text-to-speech as soon as it
   is complete, so the first audio follows the first sentence;
 - when the caller speaks over the agent, the session says ``SpeechStarted``; the bridge
@@ -42,6 +46,7 @@ from omnivoice.audio.vad import EnergyVAD, VoiceActivity
 from omnivoice.concurrency import aclose_now
 from omnivoice.errors import OmnivoiceError, SessionClosedError
 from omnivoice.pipeline.contracts import (
+    EagerEndOfTurn,
     LanguageModel,
     Message,
     SpeechToText,
@@ -49,6 +54,7 @@ from omnivoice.pipeline.contracts import (
     TextDelta,
     TextToSpeech,
     ToolCall,
+    TurnResumed,
 )
 from omnivoice.pipeline.sentences import SentenceSplitter
 from omnivoice.realtime.conversation import heard_part
@@ -330,6 +336,13 @@ class _Response:
     first_audio_at: float | None = None
     llm_ended_at: float | None = None
     tts_ended_at: float | None = None
+    confirmed: anyio.Event | None = None
+    """For an answer started on an early end of turn: set once the turn has ended with its
+    words. Until then nothing of it is said, and no function of it runs."""
+
+    async def until_confirmed(self) -> None:
+        if self.confirmed is not None:
+            await self.confirmed.wait()
 
     def spoken_text(self) -> str:
         return " ".join(s.text for s in self.sentences if s.spoken)
@@ -358,6 +371,7 @@ class _Response:
             "response_ms": _ms(self.speech_ended_at, self.first_audio_at),
             "function_rounds": sum(1 for round_ in self.rounds if round_.calls),
             "interrupted": self.heard_ms is not None,
+            "speculative": self.confirmed is not None,
         }
 
     def _texts(self) -> dict[int, list[str]]:
@@ -452,6 +466,9 @@ class _TextSession:
         self._final_deadline: float | None = None
         self._deadlines_moved = anyio.Event()
         self._tasks: TaskGroup | None = None
+        self._recognition: AsyncIterator[STTEvent] | None = None
+        self._speculation: tuple[_Response, _Response | None] | None = None
+        """An answer started on an early end of turn, and the response before it."""
         self.events = EventChannel(_OUT)
 
     # --- the RealtimeSession contract -------------------------------------------------------
@@ -487,6 +504,7 @@ class _TextSession:
             recognition = await stack.enter_async_context(
                 pipeline.stt.transcribe(stt_rx, audio_format=self._stt_format)
             )
+            self._recognition = recognition
             task_status.started()
             async with anyio.create_task_group() as tasks:
                 self._tasks = tasks
@@ -570,6 +588,7 @@ class _TextSession:
         async for item in inbox:
             if not await self._take(item):
                 break
+        self._drop_speculation()
         current = self._current
         if current is not None:
             await current.done.wait()  # the last answer is said before the session ends
@@ -587,7 +606,12 @@ class _TextSession:
             if item.activity.speaking:
                 await self._speech_started()
             else:
+                await self._finalize_recognition()
                 await self._speech_stopped(item.activity.trailing_silence_ms)
+        elif isinstance(item, EagerEndOfTurn):
+            self._speculate(item.text)
+        elif isinstance(item, TurnResumed):
+            self._drop_speculation()
         elif isinstance(item, _Deadline):
             await self._deadline_passed()
         elif isinstance(item, _CallerEnded):
@@ -616,6 +640,7 @@ class _TextSession:
     async def _speech_started(self) -> None:
         if self._in_turn:
             return
+        self._drop_speculation()
         self._in_turn = True
         self._awaiting = False  # an ended turn still unanswered goes on with this speech
         self._turn_deadline = anyio.current_time() + self._pipeline.max_turn_s
@@ -673,6 +698,7 @@ class _TextSession:
                 self._pipeline.name,
                 self._pipeline.max_turn_s,
             )
+            await self._finalize_recognition()
             await self._speech_stopped(0)
         if self._final_deadline is not None and now >= self._final_deadline:
             self._final_deadline = None
@@ -691,6 +717,7 @@ class _TextSession:
             parts.append(self._partial.strip())
         if not parts:
             if timed_out:  # nothing was recognised: noise, not words
+                self._drop_speculation()
                 self._awaiting = False
                 self._speech_ended_at = None
                 log.info("%s: speech without words; no answer", self._pipeline.name)
@@ -717,9 +744,65 @@ class _TextSession:
         if self._final_deadline is not None:
             self._final_deadline = None
             self._move_deadlines()
+        if self._confirm_speculation(response):
+            return
         previous, self._current = self._current, response
         self._responses.append(response)
         self._tasks.start_soon(self._run_response, response, previous)
+
+    # --- speculative turns: an answer prepared before the turn has ended -----------------------
+
+    def _speculate(self, text: str) -> None:
+        """The recogniser expects the turn to end with ``text``: start answering it, silently."""
+        self._drop_speculation()
+        if not self._in_turn or not text.strip() or self._tasks is None:
+            return
+        response = _Response(text.strip(), speech_ended_at=None, final_at=None)
+        response.confirmed = anyio.Event()
+        previous, self._current = self._current, response
+        self._speculation = (response, previous)
+        self._responses.append(response)
+        self._tasks.start_soon(self._run_response, response, previous)
+
+    def _confirm_speculation(self, answer: _Response) -> bool:
+        """The turn ended and ``answer`` is due: the prepared answer speaks instead, if it
+        answers the same words."""
+        if self._speculation is None:
+            return False
+        response = self._speculation[0]
+        stopped = response.done.is_set() or response.scope.cancel_called
+        if stopped or response.user_text.split() != answer.user_text.split():
+            self._drop_speculation()
+            return False
+        self._speculation = None
+        response.speech_ended_at, response.final_at = answer.speech_ended_at, answer.final_at
+        assert response.confirmed is not None
+        response.confirmed.set()
+        return True
+
+    def _drop_speculation(self) -> None:
+        """Forget the prepared answer: the caller went on, or said something else."""
+        if self._speculation is None:
+            return
+        response, previous = self._speculation
+        self._speculation = None
+        response.withdrawn = response.cut_short = True
+        response.heard_ms = 0
+        response.scope.cancel()
+        if response in self._responses:
+            self._responses.remove(response)
+        if self._current is response:
+            self._current = previous
+
+    async def _finalize_recognition(self) -> None:
+        """The pipeline ends the turn by itself: the recogniser should say its last words now."""
+        if not self._in_turn or self._recognition is None:
+            return
+        stt = self._pipeline.stt
+        try:
+            await stt.finalize(self._recognition)
+        except Exception as exc:
+            await self._report(stt.name, exc)
 
     def _withdraw(self, response: _Response) -> None:
         """Cancel an answer the caller has not heard any of, because they went on speaking;
@@ -855,6 +938,7 @@ class _TextSession:
         await sentences.send(sentence)
 
     async def _call(self, response: _Response, round_: _Round, call: ToolCall) -> None:
+        await response.until_confirmed()  # a speculative answer runs no function yet
         response.calls_started = True
         round_.calls.append(call)
         # Functions with side effects run to the end even if the caller interrupts.
@@ -870,6 +954,7 @@ class _TextSession:
         tts = self._pipeline.tts
         outbound = self._take_outbound()
         with sentences:
+            await response.until_confirmed()  # a speculative answer is written, not spoken
             async for sentence in sentences:
                 if response.tts_started_at is None:
                     response.tts_started_at = self._clock()

@@ -10,6 +10,7 @@ from omnivoice.audio.format import choose_format
 from omnivoice.concurrency import aclose_now, fast_lock
 from omnivoice.errors import (
     AuthFailedError,
+    ConfigurationError,
     ConnectionFailedError,
     ModelUnavailableError,
     RateLimitedError,
@@ -49,6 +50,7 @@ __all__ = [
     "CallerAudio",
     "Capability",
     "Client",
+    "ConfigurationError",
     "ConnectionFailedError",
     "ConversationItem",
     "ConversationLog",
