@@ -2,7 +2,7 @@
 """The project's commands. Each one creates or reuses the environment in ``.venv`` itself.
 
     python3 tasks.py run [ARGS...]        the main job: ``omnivoice demo``, an offline call
-    python3 tasks.py test [PYTEST ARGS]   lint, type check and the whole test suite
+    python3 tasks.py test [PYTEST ARGS]   lint, type check, the docs site and the whole test suite
     python3 tasks.py bench NAME [ARGS]    one benchmark from bench/ (see docs/performance.md)
     python3 tasks.py omnivoice ARGS...    any ``omnivoice`` command, in the environment
 
@@ -73,12 +73,16 @@ def _run(*command: str | Path) -> int:
 
 
 def test(args: list[str]) -> int:
-    """Lint, type check, then the test suite; pytest's summary is the last thing printed."""
+    """Lint, type check, build the docs, then the tests; pytest's summary is printed last."""
     checks = {
         "ruff check": (_bin("ruff"), "check", "."),
         "ruff format": (_bin("ruff"), "format", "--check", "."),
         "mypy": (_bin("mypy"),),
+        # The documentation site: a broken link or a missing API reference fails the run.
+        # (Not --quiet: it hides the warnings that --strict counts.)
+        "mkdocs": (_bin("mkdocs"), "build", "--strict"),
     }
+    os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")  # the theme's notice about its future
     failed = [name for name, command in checks.items() if _run(*command) != 0]
     status = _run(_bin("python"), "-m", "pytest", *args)
     if failed:

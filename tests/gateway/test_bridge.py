@@ -12,7 +12,7 @@ from omnivoice.audio import GEMINI_INPUT, GEMINI_OUTPUT, OPENAI, TWILIO, AudioFo
 from omnivoice.errors import AuthFailedError, SessionClosedError, UnsupportedFormatError
 from omnivoice.gateway.bridge import RealtimeBridge
 from omnivoice.gateway.events import Event, EventType
-from omnivoice.realtime import AudioChunk, ProcessConfig, Transcript
+from omnivoice.realtime import AudioChunk, Capability, HeardResponse, ProcessConfig, Transcript
 from omnivoice.realtime.provider import (
     FunctionCall,
     ProviderError,
@@ -20,7 +20,7 @@ from omnivoice.realtime.provider import (
     SpeechStopped,
     Usage,
 )
-from omnivoice.testing import FakeClock, FakePlayback, ScriptedProvider, ScriptedSession
+from omnivoice.testing import FakeClock, FakePlayback, ScriptedProvider, ScriptedSession, tone
 
 pytestmark = pytest.mark.anyio
 
@@ -167,11 +167,16 @@ async def test_a_turn_gives_events_transcript_and_metrics() -> None:
     assert metrics["response_latencies_ms"] == [300.0]
     assert metrics["response_latency_ms"]["p50"] == 300.0
     assert metrics["duration_s"] == 3.8
-    # The end of the agent's speech is seen by the audio reader, the rest by the provider
-    # pump: the two interleave as the tasks are scheduled.
+    # The first audio handed out and the end of the agent's speech are seen by the audio
+    # reader, the rest by the provider pump: the two interleave as the tasks are scheduled.
     ended = types(events).index(EventType.AGENT_SPEECH_ENDED)
     assert ended > types(events).index(EventType.AGENT_SPEECH_STARTED)
-    assert [t for t in types(events) if t is not EventType.AGENT_SPEECH_ENDED] == [
+    [handed] = [e for e in events if e.type is EventType.AGENT_AUDIO_STARTED]
+    assert types(events).index(EventType.AGENT_SPEECH_STARTED) < events.index(handed) < ended
+    assert handed.data["latency_ms"] == 300.0  # the same figure as the metrics
+    assert handed.data["onset_ms"] >= 0
+    reader = {EventType.AGENT_SPEECH_ENDED, EventType.AGENT_AUDIO_STARTED}
+    assert [t for t in types(events) if t not in reader] == [
         EventType.SESSION_STARTED,
         EventType.USER_SPEECH_STARTED,
         EventType.USER_TRANSCRIPT,
@@ -227,6 +232,61 @@ async def test_barge_in_clears_the_line_drops_queued_audio_and_keeps_the_heard_t
         assert agent.heard_text == "one two three four"
         assert bridge.metrics()["interruptions"] == 1
     assert first.audio == FRAME * 5
+
+
+async def test_interrupt_says_what_was_heard_of_each_response_cut_short() -> None:
+    playback = FakePlayback(heard_ms=300)
+    provider = ScriptedProvider()
+    async with RealtimeBridge.for_twilio(provider, CONFIG, playback=playback) as bridge:
+        session = session_of(provider)
+        audio = bridge.audio()
+        # "Let me check" plays; the answer after it is already queued behind it.
+        session.emit(AudioChunk(FRAME * 50, response_id="r1"))
+        session.emit(AudioChunk(b"", is_final=True, response_id="r1"))
+        session.emit(AudioChunk(FRAME * 25, response_id="r2"))
+        await take(audio, 3)
+        playback.busy = True
+        session.emit(SpeechStarted())
+        with anyio.fail_after(5):
+            await session.interrupted.wait()
+    assert session.interrupts == [300]
+    assert session.heard == [
+        (HeardResponse("r1", 300, 1000), HeardResponse("r2", 0, 500)),
+    ]
+
+
+async def test_a_provider_without_speech_events_gets_barge_in_from_the_bridge() -> None:
+    playback = FakePlayback(heard_ms=200)
+    provider = ScriptedProvider(capabilities=Capability.INTERRUPTION)
+    async with RealtimeBridge.for_twilio(provider, CONFIG, playback=playback) as bridge:
+        session = session_of(provider)
+        session.emit(AudioChunk(FRAME * 50))  # the agent talks on
+        await take(bridge.audio(), 1)
+        playback.busy = True
+        for _ in range(5):  # the caller talks over it: 100 ms of a loud tone
+            await bridge.send_audio(tone(20, TWILIO))
+        with anyio.fail_after(5):
+            await session.interrupted.wait()
+        assert session.interrupts == [200]
+        assert playback.clears == 1
+        assert [t.role for t in bridge.transcript()] == ["agent", "user"]
+
+
+async def test_a_provider_without_interruption_is_not_asked_to_stop() -> None:
+    playback = FakePlayback(heard_ms=200)
+    provider = ScriptedProvider(capabilities=Capability.SPEECH_EVENTS)
+    async with RealtimeBridge.for_twilio(provider, CONFIG, playback=playback) as bridge:
+        session = session_of(provider)
+        audio = bridge.audio()
+        session.emit(AudioChunk(FRAME * 50))
+        await take(audio, 1)
+        playback.busy = True
+        session.emit(SpeechStarted())
+        session.emit(AudioChunk(FRAME, is_final=True), AudioChunk(b"\x02" * 160, is_final=True))
+        (after,) = await take(audio, 1)  # the bridge itself dropped the rest of the first
+    assert after.audio == b"\x02" * 160
+    assert playback.clears == 1
+    assert session.interrupts == []
 
 
 async def test_speech_while_the_agent_is_silent_is_not_an_interruption() -> None:

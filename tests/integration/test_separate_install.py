@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -103,6 +104,9 @@ def test_third_party_plugin_registers_a_provider(env: FreshEnv) -> None:
     (registration,) = acme["registrations"]
     assert (registration["kind"], registration["name"]) == ("realtime", "acme")
     assert registration["env_vars"] == ["ACME_API_KEY"]
+    # Declared once, on the provider class: the registry read them from it.
+    assert registration["accepts"] == registration["produces"] == ["pcm16@16000", "mulaw@8000"]
+    assert registration["capabilities"] == ["speech_events", "interruption", "streaming"]
 
     # The provider is found by name and built through the core's registry.
     code = (
@@ -119,3 +123,24 @@ def test_third_party_plugin_registers_a_provider(env: FreshEnv) -> None:
         env=_clean_env(),
     )
     assert result.stdout.strip() == "omnivoice_acme.plugin {'api_key': 'k'}"
+
+
+def test_third_party_plugin_passes_the_conformance_suite_from_its_wheel(
+    env: FreshEnv, tmp_path: Path
+) -> None:
+    # As a plugin author runs it: the installed core's suite, the plugin's own test module,
+    # nothing of this checkout (its tests are copied out, away from this repository's
+    # pytest configuration).
+    env.install("omnivoice-core", "omnivoice-acme", "pytest", "anyio")
+    tests = tmp_path / "acme-tests"
+    shutil.copytree(ROOT / "tests/fixtures/acme_plugin/tests", tests)
+    result = subprocess.run(
+        [str(env.bin / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "."],
+        cwd=tests,
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " passed" in result.stdout
+    assert "failed" not in result.stdout

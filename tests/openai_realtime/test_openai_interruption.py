@@ -7,7 +7,7 @@ import pytest
 from support.fake_openai import FakeOpenAI, open_session
 
 from omnivoice.realtime.provider import SpeechStarted
-from omnivoice.realtime.types import AudioChunk, Transcript
+from omnivoice.realtime.types import AudioChunk, HeardResponse, Transcript
 from omnivoice_openai_realtime import Provider
 
 pytestmark = pytest.mark.anyio
@@ -151,3 +151,31 @@ async def test_the_truncation_never_exceeds_the_audio_received(fake: FakeOpenAI)
     assert truncate["audio_end_ms"] == 120
     assert len(conn.of_type("conversation.item.truncate")) == 1
     assert conn.of_type("conversation.item.delete") == []
+
+
+async def test_each_response_cut_short_is_truncated_to_its_own_heard_position(
+    fake: FakeOpenAI,
+) -> None:
+    provider = Provider("test", url=fake.url, turn_detection=NO_SERVER_CANCEL)
+    with anyio.fail_after(5):
+        async with open_session(provider) as probe:
+            conn = await fake.connection(0)
+            # "Let me check" plays while the answer after it is already arriving.
+            first = await conn.respond(audio=agent_audio(800), transcript="Let me check.")
+            second = await conn.respond(
+                audio=agent_audio(1000), transcript="Your order shipped on Monday.", hold=True
+            )
+            await probe.wait_for(AudioChunk, lambda c: c.response_id == second.id)
+            await conn.speech_started()
+            await probe.wait_for(SpeechStarted)
+            heard = [HeardResponse(first.id, 500, 800), HeardResponse(second.id, 0, 1000)]
+            await probe.session.interrupt(500, responses=heard)
+            cancel = await conn.wait_for("response.cancel")
+            truncate = await conn.wait_for("conversation.item.truncate")
+            delete = await conn.wait_for("conversation.item.delete")
+            await probe.wait_for(AudioChunk, lambda c: c.is_final and c.response_id == second.id)
+    assert cancel["response_id"] == second.id
+    # Each by its own figure: the first to what was heard of it, the second (unheard) gone.
+    assert (truncate["item_id"], truncate["audio_end_ms"]) == (first.item_id, 500)
+    assert delete["item_id"] == second.item_id
+    assert conn.items[str(first.item_id)]["audio_ms"] == 500

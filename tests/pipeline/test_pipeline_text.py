@@ -507,6 +507,7 @@ async def test_each_answer_reports_its_latencies() -> None:
             "response_ms": 750.0,  # 9.8 -> 10.55
             "function_rounds": 0,
             "interrupted": False,
+            "speculative": False,
         }
     }
 

@@ -178,7 +178,12 @@ class FakeSTT(SpeechToText):
         self.connect_error = connect_error
         self.options = options
         self.streams: list[FakeRecognition] = []
+        self.finalized: list[object] = []
+        """The streams the pipeline asked to finalize, once per request."""
         self.closed = False
+
+    async def finalize(self, stream: AsyncIterator[STTEvent]) -> None:
+        self.finalized.append(stream)
 
     @property
     def stream(self) -> FakeRecognition:

@@ -21,7 +21,7 @@ _CLOSE_WITHIN = 2.0
 
 def fast_lock() -> anyio.Lock:
     """A fair lock whose uncontended acquisition is a plain call: no trip through the
-    event loop (and so no cancellation point there), for the paths taken per frame."""
+    event loop (a pending cancellation is still raised), for the paths taken per frame."""
     return anyio.Lock(fast_acquire=True)
 
 

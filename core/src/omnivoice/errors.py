@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "AuthFailedError",
     "CarrierAPIError",
+    "ConfigurationError",
     "ConnectionFailedError",
     "ModelUnavailableError",
     "OmnivoiceError",
@@ -81,6 +82,18 @@ class RateLimitedError(ConnectionFailedError):
 
 class ModelUnavailableError(ConnectionFailedError):
     """The requested model does not exist or is not available to this account."""
+
+
+class ConfigurationError(ConnectionFailedError):
+    """The provider refused the session's settings (a parameter it does not accept).
+
+    ``parameter`` names the setting it refused, when it said which (else ``None``). Trying
+    again with the same settings cannot help; the fallback client still moves on.
+    """
+
+    def __init__(self, message: str, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
 
 
 # --- helpers ---------------------------------------------------------------------------

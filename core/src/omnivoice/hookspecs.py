@@ -24,6 +24,7 @@ load. See ``docs/hooks.md`` for a section per hook.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import Any
 
 import pluggy
@@ -149,4 +150,24 @@ def call_ended(call: CallInfo, transcript: Any, metrics: Any) -> None:
     hang-up, error, shutdown). ``transcript`` is the call's list of turns and ``metrics``
     its metrics snapshot. Exceptions are logged and counted; they never affect other calls.
     The return value is ignored.
+    """
+
+
+@hookspec
+def stream_ended(
+    transport: str,
+    call: CallInfo | None,
+    error: BaseException | None,
+    bad_frames: Mapping[str, int],
+) -> None:
+    """Observe the end of a carrier's media stream, whether or not its call started.
+
+    Called once per media WebSocket the gateway accepted, last of all (after
+    ``call_ended`` for a call that started), in the stream's task. ``transport`` is its
+    transport's name; ``call`` is ``None`` when the carrier never started the stream;
+    ``error`` is what ended it (an ``omnivoice.telephony.protocol.ProtocolError`` when the
+    carrier broke the protocol, ``ConnectionFailedError`` when no provider connected,
+    another exception for an internal failure, a cancellation at shutdown) or ``None``
+    for an orderly end; ``bad_frames`` counts the frames skipped or refused, by reason.
+    Exceptions are logged and counted. The return value is ignored.
     """

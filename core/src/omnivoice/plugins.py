@@ -46,6 +46,7 @@ _BUILTIN_PLUGINS: tuple[str, ...] = (
     "omnivoice.default_plugins.codecs",
     "omnivoice.default_plugins.echo",
     "omnivoice.default_plugins.commands",
+    "omnivoice.default_plugins.telemetry",
 )
 
 _REGISTRATION_HOOKS: Mapping[Kind, str] = {

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
-import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +50,23 @@ def register_commands(subparsers: Subparsers) -> None:
     )
     serve.add_argument("--records", metavar="DIR", help="write a call record per call here")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="json: one JSON object per line, with the call's ids",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="gateway processes sharing the port; each call lives in one (default 1)",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve /metrics on this port (0 picks one) instead of the main port",
+    )
     serve.set_defaults(handler=_serve)
 
     call = subparsers.add_parser(
@@ -72,15 +88,72 @@ def register_commands(subparsers: Subparsers) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from omnivoice.telemetry.logs import configure_logging
+
+    configure_logging(args.log_level, args.log_format)
+    if args.workers < 1:
+        raise SystemExit(f"omnivoice: --workers must be at least 1, not {args.workers}")
+    if args.workers > 1:
+        from omnivoice.gateway.workers import Supervisor
+
+        target = functools.partial(_worker, args)
+        announce = functools.partial(print, flush=True)
+        supervisor = Supervisor(
+            target,
+            args.workers,
+            args.host,
+            args.port,
+            metrics_port=args.metrics_port,
+            announce=announce,
+        )
+        return supervisor.run()
     import anyio
 
+    from omnivoice.telemetry.metrics import gateway_metrics, serve_metrics
+
+    gateway = _gateway(args)
+    gateway_metrics()  # this process serves: it counts as a worker
+    stop_metrics = None
+    extra = ""
+    if args.metrics_port is not None:
+        bound, stop_metrics = serve_metrics(args.host, args.metrics_port)
+        extra = f"; metrics on http://{args.host}:{bound}/metrics"
+
+    def ready(url: str) -> None:
+        print(f"omnivoice: serving on {url} ({_mounts(gateway)}){extra}", flush=True)
+
+    try:
+        anyio.run(functools.partial(gateway.serve, args.host, args.port, on_ready=ready))
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
+    return 0
+
+
+def _worker(args: argparse.Namespace, listener: Any, ready: Any) -> None:
+    """One process of ``serve --workers N``: the same gateway, on the shared socket."""
+    import anyio
+
+    from omnivoice.telemetry.logs import configure_logging
+    from omnivoice.telemetry.metrics import gateway_metrics
+
+    configure_logging(args.log_level, args.log_format)
+    gateway = _gateway(args)
+    gateway_metrics()
+
+    def serving(url: str) -> None:
+        ready.send(_mounts(gateway))
+
+    anyio.run(functools.partial(gateway.serve, sockets=[listener], on_ready=serving))
+
+
+def _gateway(args: argparse.Namespace) -> Gateway:
     from omnivoice.gateway.call import CallSettings
     from omnivoice.gateway.server import Gateway
     from omnivoice.plugins import get_registry
     from omnivoice.realtime.types import ProcessConfig
     from omnivoice.registration import Kind
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     settings = CallSettings(lead_ms=args.lead_ms, mark_every=args.mark_every)
     if args.app:
         gateway = _load_app(args.app)
@@ -95,13 +168,14 @@ def _serve(args: argparse.Namespace) -> int:
         gateway.public_url = args.public_url
     if args.records:
         gateway.write_records(args.records)
+    if args.metrics_port is not None:
+        gateway.metrics_path = None  # only on the metrics port
+    return gateway
 
-    def ready(url: str) -> None:
-        mounts = ", ".join(f"/{name}/voice /{name}/media" for name in gateway.transports)
-        print(f"omnivoice: serving on {url} ({mounts or 'no transport installed'})", flush=True)
 
-    anyio.run(functools.partial(gateway.serve, args.host, args.port, on_ready=ready))
-    return 0
+def _mounts(gateway: Gateway) -> str:
+    mounts = ", ".join(f"/{name}/voice /{name}/media" for name in gateway.transports)
+    return mounts or "no transport installed"
 
 
 def _load_app(spec: str) -> Gateway:

@@ -95,6 +95,8 @@ class _Response:
     transcript_final: bool = False
     words: list[WordTiming] = attrs.Factory(list)
     """The provider's word timings, if it gives them: what was heard is then exact."""
+    received_at: float | None = None
+    """When its first audio came from the provider (the bridge's clock)."""
 
 
 class RealtimeBridge:
@@ -277,10 +279,15 @@ class RealtimeBridge:
         response, chunk = queued.response, queued.chunk
         if response.handed_bytes == 0:
             self._playing.append(response)
+            latency: float | None = None
             if self._user_speech_ended_at is not None:
-                latency = (self._now() - self._user_speech_ended_at) * 1000
-                self._metrics.response_latencies_ms.append(round(latency, 1))
+                latency = round((self._now() - self._user_speech_ended_at) * 1000, 1)
+                self._metrics.response_latencies_ms.append(latency)
                 self._user_speech_ended_at = None
+            onset = None
+            if response.received_at is not None:
+                onset = round((self._clock() - response.received_at) * 1000, 3)
+            self._emit(EventType.AGENT_AUDIO_STARTED, latency_ms=latency, onset_ms=onset)
         response.handed_bytes += len(chunk.audio)
         self._metrics.audio_out_bytes += len(chunk.audio)
         if chunk.is_final and self._playback is None:
@@ -399,6 +406,8 @@ class RealtimeBridge:
             self._metrics.turns += 1
             self._emit(EventType.AGENT_SPEECH_STARTED)
         response = self._response
+        if response.received_at is None:
+            response.received_at = self._clock()
         if response.response_id is None:
             response.response_id = chunk.response_id
         audio = self._outbound.convert(chunk.audio)

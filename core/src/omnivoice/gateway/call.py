@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
@@ -27,6 +28,7 @@ from omnivoice.gateway.playout import Playout, SendAudio, SendMark
 from omnivoice.plugins import Registry
 from omnivoice.realtime.provider import Provider
 from omnivoice.realtime.types import ProcessConfig
+from omnivoice.telemetry.context import call_scope, current_call
 from omnivoice.telephony.events import CarrierError, Dtmf, Mark, Media, Start, Stop
 from omnivoice.telephony.protocol import ProtocolError, StreamProtocol
 from omnivoice.telephony.transport import Transport
@@ -36,6 +38,8 @@ __all__ = ["CallSettings", "CarrierSocket", "SessionFactory", "run_call"]
 log = logging.getLogger(__name__)
 
 _call_ids = itertools.count(1)
+_CALL_ID_PREFIX = os.environ.get("OMNIVOICE_CALL_ID_PREFIX", "call-")
+"""Workers of ``serve --workers`` set their own, so that call ids stay unique."""
 
 
 class CarrierSocket(Protocol):
@@ -150,14 +154,22 @@ async def run_call(
     call's own failures: they are logged, counted and end this call only."""
     stats = stats if stats is not None else CallStats()
     call = _Call(socket, transport, sessions, registry, settings, clock)
+    with call_scope(call.id, transport.name):
+        await _serve_call(call, socket, transport, registry, stats)
+
+
+async def _serve_call(
+    call: _Call, socket: CarrierSocket, transport: Transport, registry: Registry, stats: CallStats
+) -> None:
     stats.active += 1
     stats.total += 1
+    error: BaseException | None = None
     try:
         await call.serve()
         await _close(socket, 1000, "call ended")
     except Exception as raised:
         # Task groups wrap what their tasks raise: look at the failure itself.
-        exc = _leaf(raised)
+        error = exc = _leaf(raised)
         if isinstance(exc, ProtocolError):
             stats.protocol_errors += 1
             log.warning("%s (%s): closing: %s", call.id, transport.name, exc)
@@ -173,9 +185,19 @@ async def run_call(
             stats.internal_errors += 1
             log.exception("%s (%s): unexpected failure", call.id, transport.name)
             await _close(socket, 1011, "internal error")
+    except BaseException as raised:  # cancelled: the server is shutting down
+        error = raised
+        raise
     finally:
         stats.active -= 1
         stats.add_frames(call.protocol)
+        registry.notify(
+            "stream_ended",
+            transport=transport.name,
+            call=call.info,
+            error=error,
+            bad_frames=dict(call.protocol.stats),
+        )
 
 
 class _Call:
@@ -190,7 +212,7 @@ class _Call:
         settings: CallSettings,
         clock: Callable[[], float],
     ) -> None:
-        self.id = f"call-{next(_call_ids)}"
+        self.id = f"{_CALL_ID_PREFIX}{next(_call_ids)}"
         self.socket = socket
         self.transport = transport
         self.protocol = transport.new_protocol()
@@ -199,6 +221,7 @@ class _Call:
         self.settings = settings
         self.clock = clock
         self.frames = aiter(socket)
+        self.info: CallInfo | None = None
 
     async def serve(self) -> None:
         try:
@@ -231,6 +254,12 @@ class _Call:
             started_at=time.time(),
             parameters=dict(start.custom_parameters),
         )
+        self.info = info
+        scope = current_call()
+        if scope is not None:  # every log record of the call carries its ids from here
+            scope.bind(
+                carrier_call_id=start.call_id, stream_id=start.stream_id, provider=provider.name
+            )
         log.info(
             "%s: %s stream %s started, provider %s",
             *(self.id, self.transport.name, start.stream_id, provider.name),

@@ -23,6 +23,7 @@ class EventType(enum.Enum):
     USER_SPEECH_ENDED = "user_speech_ended"
     USER_TRANSCRIPT = "user_transcript"
     AGENT_SPEECH_STARTED = "agent_speech_started"
+    AGENT_AUDIO_STARTED = "agent_audio_started"
     AGENT_SPEECH_ENDED = "agent_speech_ended"
     AGENT_TRANSCRIPT = "agent_transcript"
     INTERRUPTION = "interruption"

@@ -1,7 +1,8 @@
 """Call records: the built-in observer that writes one JSON Lines file per call.
 
 Lines are appended as the call goes, each written through to the operating system, so a
-crash loses at most the event being written. The first line identifies the call, then one
+crash loses at most the event being written; secrets are taken out of each line
+(:mod:`omnivoice.telemetry.redact`). The first line identifies the call, then one
 line per event, and a last line with the transcript and the metrics once the call ended.
 :func:`read_call_record` assembles a file into one record, complete or not.
 """
@@ -17,6 +18,7 @@ import attrs
 
 from omnivoice.calls import CallInfo
 from omnivoice.hookspecs import hookimpl
+from omnivoice.telemetry.redact import redact
 
 __all__ = ["CallRecords", "read_call_record"]
 
@@ -34,7 +36,7 @@ class CallRecords:
         handle = self._files.get(call.call_id)
         if handle is None:
             return
-        handle.write(json.dumps(document, default=str) + "\n")
+        handle.write(redact(json.dumps(document, default=str)) + "\n")
         handle.flush()
 
     @hookimpl

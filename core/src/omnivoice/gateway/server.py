@@ -2,7 +2,8 @@
 
 Every transport is mounted under its name: the voice webhook at ``/NAME/voice`` (GET and
 form-encoded POST) and the media WebSocket at ``/NAME/media``. ``GET /healthz`` answers
-200 while the server accepts calls.
+200 while the server accepts calls; ``GET /metrics`` gives the Prometheus metrics (see
+``docs/operations.md``) unless ``metrics_path`` is ``None``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio
+import anyio.to_thread
 import attrs
 import uvicorn
 from starlette.applications import Starlette
@@ -30,6 +32,7 @@ from omnivoice.plugins import Registry, get_registry
 from omnivoice.realtime.provider import Provider
 from omnivoice.realtime.types import ProcessConfig
 from omnivoice.registration import Kind
+from omnivoice.telemetry.redact import add_secrets_of
 from omnivoice.telephony.events import Start
 from omnivoice.telephony.transport import IncomingRequest, Transport
 
@@ -61,6 +64,9 @@ class Gateway:
     rejected: int = 0
     """Requests refused for a missing or wrong signature."""
     accepting: bool = True
+    metrics_path: str | None = "/metrics"
+    """Where the Prometheus metrics are served; ``None`` serves them elsewhere or not at all
+    (``omnivoice serve --metrics-port``)."""
 
     @classmethod
     def for_provider(cls, provider: Provider, config: ProcessConfig, **options: Any) -> Gateway:
@@ -75,6 +81,14 @@ class Gateway:
     def from_config(cls, config: Config, *, registry: Registry | None = None) -> Gateway:
         """The gateway a :class:`~omnivoice.gateway.config.Config` describes."""
         registry = registry if registry is not None else get_registry()
+        # Keys given in code stay out of logs and records, as those in the environment do.
+        for options in (
+            config.realtime.factory_options(),
+            config.text.stt_options,
+            config.text.llm_options,
+            config.text.tts_options,
+        ):
+            add_secrets_of(options)
         if config.mode is PipelineMode.TEXT:
             provider, process_config = _text_pipeline(registry, config)
         else:
@@ -114,6 +128,8 @@ class Gateway:
 
     def app(self) -> Starlette:
         routes: list[Route | WebSocketRoute] = [Route("/healthz", self._health)]
+        if self.metrics_path is not None:
+            routes.append(Route(self.metrics_path, _metrics))
         for name, transport in self.transports.items():
             routes.append(
                 Route(f"/{name}/voice", self._voice_endpoint(transport), methods=["GET", "POST"])
@@ -210,14 +226,20 @@ class Gateway:
         port: int = 8080,
         *,
         on_ready: Callable[[str], None] | None = None,
+        sockets: list[socket.socket] | None = None,
     ) -> None:
-        """Serve until cancelled; ``on_ready(url)`` is called once the port is bound."""
+        """Serve until cancelled; ``on_ready(url)`` is called once the port is bound.
+
+        ``sockets`` are listening sockets to serve instead of binding ``host:port`` (the
+        workers of ``omnivoice serve --workers`` share the one their parent bound).
+        """
         config = uvicorn.Config(
             self.app(),
             host=host,
             port=port,
             lifespan="off",
             log_level="warning",
+            log_config=None,  # uvicorn's records go through the application's logging
             # The protocol layer counts oversize frames itself and closes that call with a
             # reason; uvicorn's own limit is only a backstop.
             ws_max_size=max(16 * self.settings_max_frame(), 1 << 20),
@@ -231,7 +253,7 @@ class Gateway:
             # Shielded: when the caller is cancelled, uvicorn is asked to stop instead, so
             # it closes its sockets and ends its calls rather than leaving them open.
             with anyio.CancelScope(shield=True):
-                await server.serve()
+                await server.serve(sockets)
             stopped.set()
 
         try:
@@ -283,6 +305,14 @@ class _StarletteSocket:
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         await self._websocket.close(code, reason)
+
+
+async def _metrics(request: Request) -> Response:
+    from omnivoice.telemetry.metrics import exposition
+
+    # Off the event loop: in multiprocess mode a scrape reads every worker's files.
+    body, content_type = await anyio.to_thread.run_sync(exposition, request.headers.get("accept"))
+    return Response(body, headers={"Content-Type": content_type})
 
 
 def _provider(registry: Registry, provider: str | Provider, options: dict[str, Any]) -> Provider:

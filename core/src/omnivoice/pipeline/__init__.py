@@ -9,6 +9,7 @@ contracts its three parts implement are in :mod:`omnivoice.pipeline.contracts`. 
 from typing import TYPE_CHECKING, Any
 
 from omnivoice.pipeline.contracts import (
+    EagerEndOfTurn,
     Flush,
     LanguageModel,
     Message,
@@ -19,6 +20,7 @@ from omnivoice.pipeline.contracts import (
     TextDelta,
     TextToSpeech,
     ToolCall,
+    TurnResumed,
     WordTiming,
 )
 from omnivoice.pipeline.sentences import SentenceSplitter
@@ -38,6 +40,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "EagerEndOfTurn",
     "Flush",
     "LanguageModel",
     "Message",
@@ -50,6 +53,7 @@ __all__ = [
     "TextPipeline",
     "TextToSpeech",
     "ToolCall",
+    "TurnResumed",
     "WordTiming",
     "build_pipeline",
 ]

@@ -20,6 +20,7 @@ from omnivoice.realtime.types import FunctionDeclaration, Transcript, WordTiming
 from omnivoice.registration import Capability
 
 __all__ = [
+    "EagerEndOfTurn",
     "Flush",
     "LanguageModel",
     "Message",
@@ -30,10 +31,29 @@ __all__ = [
     "TextDelta",
     "TextToSpeech",
     "ToolCall",
+    "TurnResumed",
     "WordTiming",
 ]
 
-STTEvent: TypeAlias = Transcript | SpeechStarted | SpeechStopped
+
+@attrs.frozen
+class EagerEndOfTurn:
+    """The recogniser expects the caller's turn to end here, with ``text`` as its words,
+    but is not sure yet: a speculative end of turn, within a turn (after ``SpeechStarted``).
+
+    Either ``TurnResumed`` follows (the caller went on), or the turn ends as usual (final
+    transcripts, then ``SpeechStopped``), normally with the same words. The pipeline starts
+    preparing its answer at once and says nothing of it before the turn really ends."""
+
+    text: str
+
+
+@attrs.frozen
+class TurnResumed:
+    """After an :class:`EagerEndOfTurn`: the caller went on speaking, the turn goes on."""
+
+
+STTEvent: TypeAlias = Transcript | SpeechStarted | SpeechStopped | EagerEndOfTurn | TurnResumed
 """What a recognition stream yields: partial and final transcripts of the caller
 (``is_input=True``), and the start and end of speech as the recogniser's endpointing sees
 it (``SpeechStopped`` ends the caller's turn).
@@ -42,7 +62,8 @@ A partial transcript carries the segment's text so far and replaces the one befo
 piece that starts with a space is taken as new words, added to it); a final one carries
 its segment's whole text, once (a long utterance may come as several final segments).
 A recogniser without endpointing yields transcripts only: the pipeline then ends turns
-with its own voice-activity detector."""
+with its own voice-activity detector. One that predicts the end of turns may say so early
+(:class:`EagerEndOfTurn`, then perhaps :class:`TurnResumed`)."""
 
 
 class SpeechToText(abc.ABC):
@@ -61,6 +82,13 @@ class SpeechToText(abc.ABC):
     ) -> AbstractAsyncContextManager[AsyncIterator[STTEvent]]:
         """Open a recognition stream over the caller's audio (in ``audio_format``, one of
         :attr:`accepts`). Raises a ``ConnectionFailedError`` on entry if it cannot open."""
+
+    async def finalize(self, stream: AsyncIterator[STTEvent]) -> None:  # noqa: B027
+        """The pipeline ended the caller's turn by itself (its own detector, the turn
+        limit): ask the recognition ``stream`` (what :meth:`transcribe` yielded) to give
+        the final transcript of what it has heard so far now, rather than wait for its own
+        endpointing. Returns at once, and never raises for a stream that is ending. The
+        default does nothing (a recogniser without such a request)."""
 
     async def aclose(self) -> None:  # noqa: B027 - most hold nothing between calls
         """Release what the provider holds between calls."""

@@ -7,7 +7,11 @@ model. Each session streams all the way:
 - the caller's audio goes to the recogniser (converted if need be) and through a local
   voice-activity detector; the recogniser's transcripts go out as they come;
 - the caller's turn ends on the recogniser's ``SpeechStopped``, else after
-  ``end_silence_ms`` of quiet seen by the detector, else after ``max_turn_s`` of speech;
+  ``end_silence_ms`` of quiet seen by the detector, else after ``max_turn_s`` of speech
+  (then the recogniser is asked to finalize what it heard);
+- a recogniser's early end of turn (``EagerEndOfTurn``) starts the answer before the turn
+  has ended; it is said only once the turn ends with the same words (``TurnResumed`` or
+  other words drop it);
 - the model's answer is cut into sentences, and each goes to text-to-speech as soon as it
   is complete, so the first audio follows the first sentence; a text-to-speech that takes
   streamed text (``INPUT_STREAMING``) gets the answer as it is written instead, on one
@@ -43,6 +47,7 @@ from omnivoice.audio.format import AudioFormat, choose_format
 from omnivoice.audio.vad import EnergyVAD, VoiceActivity
 from omnivoice.errors import OmnivoiceError, SessionClosedError
 from omnivoice.pipeline.contracts import (
+    EagerEndOfTurn,
     LanguageModel,
     Message,
     SpeechStream,
@@ -51,6 +56,7 @@ from omnivoice.pipeline.contracts import (
     TextDelta,
     TextToSpeech,
     ToolCall,
+    TurnResumed,
     WordTiming,
 )
 from omnivoice.pipeline.speech import SentenceSpeech, SpeakingRate, Speech, StreamingSpeech
@@ -69,6 +75,7 @@ from omnivoice.realtime.provider import (
 from omnivoice.realtime.session import EventChannel, serve_session
 from omnivoice.realtime.types import AudioChunk, HeardResponse, ProcessConfig, Transcript
 from omnivoice.registration import Capability, Kind
+from omnivoice.telemetry.tracing import record_operation
 
 if TYPE_CHECKING:
     from omnivoice.plugins import Registry
@@ -316,6 +323,15 @@ class _Response:
     llm_started_at: float | None = None
     first_token_at: float | None = None
     first_audio_at: float | None = None
+    llm_ended_at: float | None = None
+    tts_ended_at: float | None = None
+    confirmed: anyio.Event | None = None
+    """For an answer started on an early end of turn: set once the turn has ended with its
+    words. Until then nothing of it is said, and no function of it runs."""
+
+    async def until_confirmed(self) -> None:
+        if self.confirmed is not None:
+            await self.confirmed.wait()
 
     def spoken_text(self) -> str:
         return self.speech.spoken_text() if self.speech is not None else ""
@@ -352,6 +368,7 @@ class _Response:
             "response_ms": _ms(self.speech_ended_at, self.first_audio_at),
             "function_rounds": sum(1 for round_ in self.rounds if round_.calls),
             "interrupted": self.heard_ms is not None,
+            "speculative": self.confirmed is not None,
         }
 
 
@@ -425,6 +442,9 @@ class _TextSession:
         self._final_deadline: float | None = None
         self._deadlines_moved = anyio.Event()
         self._tasks: TaskGroup | None = None
+        self._recognition: AsyncIterator[STTEvent] | None = None
+        self._speculation: tuple[_Response, _Response | None] | None = None
+        """An answer started on an early end of turn, and the response before it."""
         self.events = EventChannel(_OUT)
 
     # --- the RealtimeSession contract -------------------------------------------------------
@@ -460,6 +480,7 @@ class _TextSession:
             recognition = await stack.enter_async_context(
                 pipeline.stt.transcribe(stt_rx, audio_format=self._stt_format)
             )
+            self._recognition = recognition
             if self._streaming:  # connected now, so that the first answer does not wait
                 speech = pipeline.tts.open_stream(
                     audio_format=self._tts_format, voice=self._config.voice
@@ -548,6 +569,7 @@ class _TextSession:
         async for item in inbox:
             if not await self._take(item):
                 break
+        self._drop_speculation()
         current = self._current
         if current is not None:
             await current.done.wait()  # the last answer is said before the session ends
@@ -565,7 +587,12 @@ class _TextSession:
             if item.activity.speaking:
                 await self._speech_started()
             else:
+                await self._finalize_recognition()
                 await self._speech_stopped(item.activity.trailing_silence_ms)
+        elif isinstance(item, EagerEndOfTurn):
+            self._speculate(item.text)
+        elif isinstance(item, TurnResumed):
+            self._drop_speculation()
         elif isinstance(item, _Deadline):
             await self._deadline_passed()
         elif isinstance(item, _CallerEnded):
@@ -594,6 +621,7 @@ class _TextSession:
     async def _speech_started(self) -> None:
         if self._in_turn:
             return
+        self._drop_speculation()
         self._in_turn = True
         self._awaiting = False  # an ended turn still unanswered goes on with this speech
         self._turn_deadline = anyio.current_time() + self._pipeline.max_turn_s
@@ -651,6 +679,7 @@ class _TextSession:
                 self._pipeline.name,
                 self._pipeline.max_turn_s,
             )
+            await self._finalize_recognition()
             await self._speech_stopped(0)
         if self._final_deadline is not None and now >= self._final_deadline:
             self._final_deadline = None
@@ -669,6 +698,7 @@ class _TextSession:
             parts.append(self._partial.strip())
         if not parts:
             if timed_out:  # nothing was recognised: noise, not words
+                self._drop_speculation()
                 self._awaiting = False
                 self._speech_ended_at = None
                 log.info("%s: speech without words; no answer", self._pipeline.name)
@@ -695,9 +725,65 @@ class _TextSession:
         if self._final_deadline is not None:
             self._final_deadline = None
             self._move_deadlines()
+        if self._confirm_speculation(response):
+            return
         previous, self._current = self._current, response
         self._responses.append(response)
         self._tasks.start_soon(self._run_response, response, previous)
+
+    # --- speculative turns: an answer prepared before the turn has ended -----------------------
+
+    def _speculate(self, text: str) -> None:
+        """The recogniser expects the turn to end with ``text``: start answering it, silently."""
+        self._drop_speculation()
+        if not self._in_turn or not text.strip() or self._tasks is None:
+            return
+        response = _Response(text.strip(), speech_ended_at=None, final_at=None)
+        response.confirmed = anyio.Event()
+        previous, self._current = self._current, response
+        self._speculation = (response, previous)
+        self._responses.append(response)
+        self._tasks.start_soon(self._run_response, response, previous)
+
+    def _confirm_speculation(self, answer: _Response) -> bool:
+        """The turn ended and ``answer`` is due: the prepared answer speaks instead, if it
+        answers the same words."""
+        if self._speculation is None:
+            return False
+        response = self._speculation[0]
+        stopped = response.done.is_set() or response.scope.cancel_called
+        if stopped or response.user_text.split() != answer.user_text.split():
+            self._drop_speculation()
+            return False
+        self._speculation = None
+        response.speech_ended_at, response.final_at = answer.speech_ended_at, answer.final_at
+        assert response.confirmed is not None
+        response.confirmed.set()
+        return True
+
+    def _drop_speculation(self) -> None:
+        """Forget the prepared answer: the caller went on, or said something else."""
+        if self._speculation is None:
+            return
+        response, previous = self._speculation
+        self._speculation = None
+        response.withdrawn = response.cut_short = True
+        response.heard_ms = 0
+        response.scope.cancel()
+        if response in self._responses:
+            self._responses.remove(response)
+        if self._current is response:
+            self._current = previous
+
+    async def _finalize_recognition(self) -> None:
+        """The pipeline ends the turn by itself: the recogniser should say its last words now."""
+        if not self._in_turn or self._recognition is None:
+            return
+        stt = self._pipeline.stt
+        try:
+            await stt.finalize(self._recognition)
+        except Exception as exc:
+            await self._report(stt.name, exc)
 
     def _withdraw(self, response: _Response) -> None:
         """Cancel an answer the caller has not heard any of, because they went on speaking;
@@ -747,12 +833,48 @@ class _TextSession:
                     tasks.start_soon(self._speak, response, speech)
                     try:
                         await self._think(response, speech)
+                        response.llm_ended_at = self._clock()
                     finally:
                         speech.close()
             if not response.withdrawn:
                 await self._finish(response)
         finally:
             response.done.set()
+            self._trace(response)
+
+    def _trace(self, response: _Response) -> None:
+        """The response's stages as spans of the call's trace (docs/operations.md)."""
+        now, metrics = self._clock(), response.metrics()
+        pipeline = self._pipeline
+        record_operation(
+            "omnivoice.stt.segment",
+            *(response.speech_ended_at, response.final_at),
+            now=now,
+            **{
+                "omnivoice.stt": pipeline.stt.name,
+                "omnivoice.stt_final_ms": metrics["stt_final_ms"],
+            },
+        )
+        record_operation(
+            "omnivoice.llm.request",
+            *(response.llm_started_at, response.llm_ended_at or now),
+            now=now,
+            **{
+                "omnivoice.llm": pipeline.llm.name,
+                "omnivoice.llm_first_token_ms": metrics["llm_first_token_ms"],
+                "omnivoice.function_rounds": metrics["function_rounds"],
+            },
+        )
+        tts_started_at = response.speech.started_at if response.speech is not None else None
+        record_operation(
+            "omnivoice.tts.synthesis",
+            *(tts_started_at, response.tts_ended_at or now),
+            now=now,
+            **{
+                "omnivoice.tts": pipeline.tts.name,
+                "omnivoice.tts_first_audio_ms": metrics["tts_first_audio_ms"],
+            },
+        )
 
     async def _finish(self, response: _Response) -> None:
         if response.output_started:
@@ -803,6 +925,7 @@ class _TextSession:
                 await self._call(response, round_, call)
 
     async def _call(self, response: _Response, round_: _Round, call: ToolCall) -> None:
+        await response.until_confirmed()  # a speculative answer runs no function yet
         response.calls_started = True
         round_.calls.append(call)
         # Functions with side effects run to the end even if the caller interrupts.
@@ -817,12 +940,16 @@ class _TextSession:
         async def say(text: str, audio: bytes, words: tuple[WordTiming, ...]) -> None:
             await self._say(response, text, audio, words)
 
+        await response.until_confirmed()  # a speculative answer is written, not spoken
         try:
             response.tail = await speech.run(say)
         except Exception as exc:
+            response.tts_ended_at = self._clock()
             await self._report(self._pipeline.tts.name, exc)
             response.cut_short = True  # only what was said counts
             response.scope.cancel()
+            return
+        response.tts_ended_at = self._clock()
 
     async def _say(
         self, response: _Response, text: str, audio: bytes, words: tuple[WordTiming, ...]

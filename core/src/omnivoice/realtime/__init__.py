@@ -10,6 +10,7 @@ from omnivoice.audio.format import choose_format
 from omnivoice.concurrency import aclose_now, fast_lock
 from omnivoice.errors import (
     AuthFailedError,
+    ConfigurationError,
     ConnectionFailedError,
     ModelUnavailableError,
     RateLimitedError,
@@ -50,6 +51,7 @@ __all__ = [
     "CallerAudio",
     "Capability",
     "Client",
+    "ConfigurationError",
     "ConnectionFailedError",
     "ConversationItem",
     "ConversationLog",

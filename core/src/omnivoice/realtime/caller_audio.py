@@ -5,6 +5,11 @@ WebSocket, or another provider's session. While that is being replaced (a reconn
 a renewal, a fallback) the audio must not be lost: :class:`CallerAudio` holds it, bounded,
 and delivers it first, oldest first, to the next one. What happens when the hold is full
 is an explicit choice (:class:`Overflow`); what is dropped is counted.
+
+A vendor that says how far it has answered (a recogniser's final results cover the audio
+up to a time) may lose a connection with audio it has not answered for yet: with
+``retain_ms``, delivered audio is kept until :meth:`CallerAudio.acknowledge` says it was
+answered for, and the next sink gets it again first.
 """
 
 from __future__ import annotations
@@ -44,6 +49,11 @@ class CallerAudio:
     decides. :meth:`attach` delivers what is held (and, on request, the last
     ``preroll_ms`` already delivered to the previous sink, for a new vendor session that
     must hear the start of speech again) before anything newer.
+
+    With ``retain_ms``, each delivered chunk is also kept until :meth:`acknowledge` covers
+    it (at most ``retain_ms``: beyond, the oldest is let go, counted in
+    :attr:`unanswered_dropped_bytes`); :meth:`attach` with ``replay_unanswered`` delivers
+    it again before what is held.
     """
 
     def __init__(
@@ -53,9 +63,10 @@ class CallerAudio:
         hold_ms: int,
         preroll_ms: int = 0,
         overflow: Overflow = Overflow.WAIT,
+        retain_ms: int = 0,
     ) -> None:
-        if hold_ms < 0 or preroll_ms < 0:
-            raise ValueError("hold_ms and preroll_ms must not be negative")
+        if hold_ms < 0 or preroll_ms < 0 or retain_ms < 0:
+            raise ValueError("hold_ms, preroll_ms and retain_ms must not be negative")
         self.format = audio_format
         self.overflow = overflow
         self._hold_cap = audio_format.bytes_per_frame(hold_ms)
@@ -64,6 +75,9 @@ class CallerAudio:
         self._held_bytes = 0
         self._preroll: deque[bytes] = deque()
         self._preroll_bytes = 0
+        self._retain_cap = audio_format.bytes_per_frame(retain_ms)
+        self._unanswered: deque[bytes] = deque()
+        self._unanswered_bytes = 0
         self._sink: AudioSink | None = None
         self._lock = fast_lock()
         self._changed = anyio.Event()
@@ -72,6 +86,10 @@ class CallerAudio:
         """Caller audio dropped so far (``Overflow.DROP_OLDEST`` only)."""
         self.delivered_bytes = 0
         """Caller audio taken by sinks so far (preroll replays not counted twice)."""
+        self.answered_bytes = 0
+        """Delivered audio acknowledged as answered for (:meth:`acknowledge`), or let go."""
+        self.unanswered_dropped_bytes = 0
+        """Unanswered audio let go because it exceeded ``retain_ms``."""
 
     # --- state --------------------------------------------------------------------------
 
@@ -82,6 +100,11 @@ class CallerAudio:
     @property
     def held_bytes(self) -> int:
         return self._held_bytes
+
+    @property
+    def unanswered_bytes(self) -> int:
+        """Delivered audio kept because nothing has answered for it yet (``retain_ms``)."""
+        return self._unanswered_bytes
 
     @property
     def dropped_ms(self) -> int:
@@ -146,20 +169,27 @@ class CallerAudio:
         sink: AudioSink,
         *,
         replay_preroll: bool = False,
+        replay_unanswered: bool = False,
         before: Callable[[], Awaitable[object]] | None = None,
     ) -> bool:
         """Make ``sink`` the destination of the caller's audio.
 
         Under the lock (no chunk moves meanwhile): ``before()`` if given (a new vendor
-        session's context, say), then the preroll if ``replay_preroll``, then everything
-        held, oldest first. Returns ``False`` if the sink failed during that replay: it
-        is not attached, and what it did not take is still held.
+        session's context, say; :attr:`answered_bytes` is then where the replay of
+        unanswered audio starts), then the preroll if ``replay_preroll``, then the
+        unanswered audio if ``replay_unanswered``, then everything held, oldest first.
+        Returns ``False`` if the sink failed during that replay: it is not attached, and
+        what it did not take is still held (and still unanswered).
         """
         async with self._lock:
             if before is not None:
                 await before()
             if replay_preroll:
                 for chunk in list(self._preroll):
+                    if not await sink(chunk):
+                        return False
+            if replay_unanswered:
+                for chunk in list(self._unanswered):
                     if not await sink(chunk):
                         return False
             while self._held:
@@ -183,6 +213,26 @@ class CallerAudio:
             self._sink = None
             self._notify()
 
+    def acknowledge(self, position: int) -> None:
+        """The audio delivered up to byte ``position`` (counted as :attr:`delivered_bytes`
+        counts) has been answered for: it is not replayed any more. A position before the
+        last one, or past what was delivered, is taken as far as it is valid; it is
+        rounded down to a whole sample."""
+        position = min(position, self.delivered_bytes)
+        position -= position % self.format.bytes_per_sample
+        unanswered = self._unanswered
+        while position > self.answered_bytes and unanswered:
+            chunk = unanswered[0]
+            covered = position - self.answered_bytes
+            if covered >= len(chunk):
+                unanswered.popleft()
+                self._unanswered_bytes -= len(chunk)
+                self.answered_bytes += len(chunk)
+            else:
+                unanswered[0] = chunk[covered:]
+                self._unanswered_bytes -= covered
+                self.answered_bytes += covered
+
     # --- helpers ------------------------------------------------------------------------
 
     def _hold(self, chunk: bytes) -> None:
@@ -191,6 +241,10 @@ class CallerAudio:
 
     def _delivered(self, chunk: bytes) -> None:
         self.delivered_bytes += len(chunk)
+        if self._retain_cap:
+            self._retain(chunk)
+        else:
+            self.answered_bytes = self.delivered_bytes
         cap = self._preroll_cap
         if not cap:
             return
@@ -199,6 +253,16 @@ class CallerAudio:
         self._preroll_bytes += len(chunk)
         while self._preroll_bytes - len(preroll[0]) >= cap:
             self._preroll_bytes -= len(preroll.popleft())
+
+    def _retain(self, chunk: bytes) -> None:
+        unanswered = self._unanswered
+        unanswered.append(chunk)
+        self._unanswered_bytes += len(chunk)
+        while self._unanswered_bytes > self._retain_cap and len(unanswered) > 1:
+            oldest = unanswered.popleft()
+            self._unanswered_bytes -= len(oldest)
+            self.answered_bytes += len(oldest)
+            self.unanswered_dropped_bytes += len(oldest)
 
     def _notify(self) -> None:
         self._changed.set()

@@ -70,6 +70,8 @@ class Utterance:
     """For an agent reply cut short: (ms the caller heard, ms of audio it had)."""
     open: bool = False
     """An agent reply still being said (its final transcript has not come)."""
+    final_due: bool = False
+    """An agent reply cut short before its final transcript came: that may still come."""
 
     def compact(self) -> str:
         """What counts of it: the heard words of a reply cut short, else all of it."""
@@ -134,10 +136,11 @@ class ConversationLog:
             return
         reply = self._open_reply()
         if transcript.is_final:
+            reply = reply or self._cut_reply()
             if reply is None:
                 reply = Utterance("agent")
                 self._append(reply)
-            reply.text, reply.open = transcript.text, False
+            reply.text, reply.open, reply.final_due = transcript.text, False, False
         elif transcript.text:
             if reply is None:
                 reply = Utterance("agent", open=True)
@@ -158,8 +161,7 @@ class ConversationLog:
         on, even if more of its text arrives later."""
         reply = self._keys.get(key) if key is not None else self._latest_reply()
         if reply is not None:
-            reply.heard = (max(0, heard_ms), max(0, produced_ms))
-            reply.open = False
+            _cut(reply, heard_ms, produced_ms)
 
     def interrupted(self, responses: Sequence[HeardResponse]) -> None:
         """A barge-in cut ``responses`` short (oldest first, as the bridge reports them):
@@ -171,8 +173,7 @@ class ConversationLog:
                 break
             replies.append(utterance)
         for reply, response in zip(replies, reversed(responses), strict=False):
-            reply.heard = (max(0, response.heard_ms), max(0, response.produced_ms))
-            reply.open = False
+            _cut(reply, response.heard_ms, response.produced_ms)
 
     def history(self, max_chars: int | None = None) -> tuple[ConversationItem, ...]:
         """The newest utterances within ``max_chars`` characters (default: the log's
@@ -213,6 +214,11 @@ class ConversationLog:
                 return None
         return None
 
+    def _cut_reply(self) -> Utterance | None:
+        """The latest reply, if it was cut short before its final text came."""
+        reply = self._latest_reply()
+        return reply if reply is not None and reply.final_due else None
+
     def _latest_reply(self) -> Utterance | None:
         for utterance in reversed(self._utterances):
             if utterance.role == "agent":
@@ -231,3 +237,9 @@ class ConversationLog:
         del self._utterances[:excess]
         if self._keys:
             self._keys = {k: u for k, u in self._keys.items() if id(u) not in dropped}
+
+
+def _cut(reply: Utterance, heard_ms: int, produced_ms: int) -> None:
+    reply.heard = (max(0, heard_ms), max(0, produced_ms))
+    reply.final_due = reply.open
+    reply.open = False

@@ -21,10 +21,14 @@ import anyio.to_thread
 import attrs
 
 from omnivoice.realtime.types import ProcessConfig
+from omnivoice.telemetry import tracing
+from omnivoice.telemetry.metrics import gateway_metrics
 
 __all__ = ["FunctionOutcome", "must_complete", "run_function_call"]
 
 log = logging.getLogger(__name__)
+
+_TIMED_OUT = "timed out after"
 
 
 @attrs.frozen
@@ -54,8 +58,27 @@ async def run_function_call(
 
     ``arguments`` is the model's JSON text (or already parsed). Invalid arguments, a
     missing handler, an exception, a result that is not JSON, or a timeout each give an
-    outcome with ``ok=False`` whose output tells the model what went wrong.
+    outcome with ``ok=False`` whose output tells the model what went wrong. Each call is
+    a ``omnivoice.tool_call`` span and counted in ``omnivoice_function_calls_total``.
     """
+    result = "cancelled"
+    try:
+        with tracing.operation("omnivoice.tool_call", **{"omnivoice.function": name}) as span:
+            outcome = await _run(config, call_id, name, arguments)
+            result = "ok" if outcome.ok else "error"
+            if not outcome.ok:
+                if (outcome.error or "").startswith(_TIMED_OUT):
+                    result = "timeout"
+                span.fail(result)
+            span.set("omnivoice.function.outcome", result)
+            return outcome
+    finally:
+        gateway_metrics().count_function_call(result)
+
+
+async def _run(
+    config: ProcessConfig, call_id: str, name: str, arguments: str | Mapping[str, Any]
+) -> FunctionOutcome:
 
     def failed(message: str) -> FunctionOutcome:
         log.warning("function call %s (%s) failed: %s", call_id, name, message)
@@ -84,7 +107,7 @@ async def run_function_call(
                 if inspect.isawaitable(result):
                     result = await result
     except TimeoutError:
-        return failed(f"timed out after {config.function_timeout:g} s")
+        return failed(f"{_TIMED_OUT} {config.function_timeout:g} s")
     except Exception as exc:
         return failed(f"{type(exc).__name__}: {exc}")
     try:

@@ -16,7 +16,13 @@ from typing import Any, NoReturn
 import attrs
 
 from omnivoice.audio.format import AudioFormat
-from omnivoice.pipeline.contracts import SpeechAudio, TextDelta, ToolCall
+from omnivoice.pipeline.contracts import (
+    EagerEndOfTurn,
+    SpeechAudio,
+    TextDelta,
+    ToolCall,
+    TurnResumed,
+)
 from omnivoice.realtime.provider import (
     FunctionCall,
     ProviderError,
@@ -333,9 +339,17 @@ class CheckedSession:
 def check_stt_event(event: object, *, speaking: bool) -> bool:
     """One event of a recognition stream; returns whether the caller is speaking after it.
 
-    Rules: ``event-type`` (a :class:`Transcript` of the caller, ``SpeechStarted`` or
-    ``SpeechStopped``) and ``speech-alternates``.
+    Rules: ``event-type`` (a :class:`Transcript` of the caller, ``SpeechStarted``,
+    ``SpeechStopped``, ``EagerEndOfTurn`` or ``TurnResumed``), ``speech-alternates`` and
+    ``turn-speculation`` (an early end of turn and its resumption come within a turn).
     """
+    if isinstance(event, EagerEndOfTurn | TurnResumed):
+        if isinstance(event, EagerEndOfTurn) and not isinstance(event.text, str):
+            raise ContractViolation("event-type", "EagerEndOfTurn.text must be a str", event=event)
+        if not speaking:
+            name = type(event).__name__
+            raise ContractViolation("turn-speculation", f"{name} outside a turn", event=event)
+        return speaking
     if isinstance(event, Transcript):
         if not isinstance(event.text, str):
             raise ContractViolation("event-type", "Transcript.text must be a str", event=event)

@@ -132,7 +132,7 @@ class SessionProbe:
                 return isinstance(event, cls) and (predicate is None or predicate(event))
         else:
             matches = kind
-        with anyio.fail_after(self.timeout):
+        with anyio.move_on_after(self.timeout):
             while True:
                 found = [e for e in self.events[after:] if matches(e)]
                 if len(found) >= count:
@@ -144,6 +144,13 @@ class SessionProbe:
                         f"the session ended without it ({self.error!r}); events: {self.events}"
                     )
                 await self._changed.wait()
+        state = ""
+        if self.checker is not None and self.checker.response_open:
+            state = f"; response #{len(self.checker.responses)} is open (no final chunk)"
+        raise AssertionError(
+            f"waited {self.timeout:g} s for {getattr(kind, '__name__', kind)} #{count}{state}; "
+            f"events so far: {self.events[-20:]}"
+        )
 
     async def wait_ended(self) -> list[ProviderEvent]:
         """Until the session's events end (at most :attr:`timeout` seconds)."""

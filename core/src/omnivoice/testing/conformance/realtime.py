@@ -20,8 +20,8 @@ are skipped, saying so.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Mapping
+from typing import Any, ClassVar, TypeVar
 
 import anyio
 import pytest
@@ -40,6 +40,8 @@ from omnivoice.testing.audio import silence, tone
 from omnivoice.testing.probe import SessionProbe, open_probe
 
 __all__ = ["RealtimeDriver", "RealtimeProviderConformance"]
+
+T = TypeVar("T")
 
 
 class RealtimeDriver:
@@ -95,6 +97,17 @@ class RealtimeDriver:
         vendor refuses the key: ``AuthFailedError``) or ``"unreachable"`` (nothing
         answers: ``ConnectionFailedError``); ``None`` if there is none to make."""
         return None
+
+
+async def _within(driver: RealtimeDriver, action: Awaitable[T], what: str) -> T:
+    """Run one of the driver's actions, at most ``driver.timeout`` seconds: a provider
+    that stops reading the caller's audio must fail the test, not hang it."""
+    with anyio.move_on_after(driver.timeout):
+        return await action
+    raise AssertionError(
+        f"{what} did not finish within {driver.timeout:g} s (is the provider "
+        "still reading the caller's audio?)"
+    )
 
 
 def _requires(driver: RealtimeDriver, capability: Capability) -> None:
@@ -207,7 +220,7 @@ class RealtimeProviderConformance:
 
     async def test_an_answer_follows_the_grammar(self, driver: RealtimeDriver) -> None:
         async with open_probe(driver.provider, within=driver.timeout) as probe:
-            await driver.respond(probe)
+            await _within(driver, driver.respond(probe), "the driver's respond")
             final = await probe.wait_for(AudioChunk, lambda c: c.is_final)
             audio = b"".join(c.audio for c in probe.of_type(AudioChunk))
             assert audio, "an answer has audio"
@@ -218,7 +231,7 @@ class RealtimeProviderConformance:
     async def test_interrupt_ends_the_answer_in_progress(self, driver: RealtimeDriver) -> None:
         _requires(driver, Capability.INTERRUPTION)
         async with open_probe(driver.provider, within=driver.timeout) as probe:
-            await driver.respond(probe, hold=True)
+            await _within(driver, driver.respond(probe, hold=True), "the driver's respond")
             first = await probe.wait_for(AudioChunk)
             start = probe.events.index(first)
             if not first.is_final:
@@ -231,13 +244,13 @@ class RealtimeProviderConformance:
     async def test_interrupt_with_nothing_to_stop_is_harmless(self, driver: RealtimeDriver) -> None:
         async with open_probe(driver.provider, within=driver.timeout) as probe:
             await probe.interrupt(heard_ms=0, responses=())
-            await driver.respond(probe)
+            await _within(driver, driver.respond(probe), "the driver's respond")
             await probe.wait_for(AudioChunk, lambda c: c.is_final)
 
     async def test_it_reports_the_caller_speaking(self, driver: RealtimeDriver) -> None:
         _requires(driver, Capability.SPEECH_EVENTS)
         async with open_probe(driver.provider, within=driver.timeout) as probe:
-            await driver.barge_in(probe)
+            await _within(driver, driver.barge_in(probe), "the driver's barge_in")
             await probe.wait_for(SpeechStarted)
 
     async def test_a_function_call_is_run_and_answered(self, driver: RealtimeDriver) -> None:
@@ -250,11 +263,17 @@ class RealtimeProviderConformance:
 
         config = ProcessConfig(functions=[self.FUNCTION], on_function_call=handler)
         async with open_probe(driver.provider, config, within=driver.timeout) as probe:
-            await driver.call_function(probe, self.FUNCTION.name, self.ARGUMENTS)
+            await _within(
+                driver,
+                driver.call_function(probe, self.FUNCTION.name, self.ARGUMENTS),
+                "the driver's call_function",
+            )
             call = await probe.wait_for(FunctionCall)
             assert call.name == self.FUNCTION.name
             assert dict(call.arguments) == dict(self.ARGUMENTS)
-            output = await driver.function_output(probe, call.call_id)
+            output = await _within(
+                driver, driver.function_output(probe, call.call_id), "the driver's function_output"
+            )
         assert [(name, args) for _, name, args in calls] == [(call.name, dict(self.ARGUMENTS))]
         assert calls[0][0] == call.call_id
         assert json.loads(output) == dict(self.RESULT)
@@ -267,14 +286,14 @@ class RealtimeProviderConformance:
         )
         config = ProcessConfig(history=history)
         async with open_probe(driver.provider, config, within=driver.timeout) as probe:
-            await driver.respond(probe)
+            await _within(driver, driver.respond(probe), "the driver's respond")
             await probe.wait_for(AudioChunk, lambda c: c.is_final)
 
     # --- the end -----------------------------------------------------------------------
 
     async def test_the_caller_hanging_up_ends_its_events(self, driver: RealtimeDriver) -> None:
         async with open_probe(driver.provider, within=driver.timeout) as probe:
-            await driver.respond(probe)
+            await _within(driver, driver.respond(probe), "the driver's respond")
             await probe.wait_for(AudioChunk, lambda c: c.is_final)
             probe.end_audio()
             await probe.wait_ended()
@@ -285,7 +304,7 @@ class RealtimeProviderConformance:
     ) -> None:
         with anyio.fail_after(driver.timeout):
             async with open_probe(driver.provider, check=False) as probe:
-                await driver.respond(probe, hold=True)
+                await _within(driver, driver.respond(probe, hold=True), "the driver's respond")
                 await probe.wait_for(AudioChunk)
             # Leaving cancelled everything it started: nothing is left waiting.
 

@@ -90,18 +90,22 @@ async def _recognise(stt: SpeechToText, audio: bytes, fmt: AudioFormat) -> list[
     tx, rx = anyio.create_memory_object_stream[bytes](16)
     events: list[STTEvent] = []
     speaking = False
-    async with stt.transcribe(rx, audio_format=fmt) as stream, anyio.create_task_group() as tg:
 
-        async def feed() -> None:
-            with tx:
-                step = fmt.bytes_per_frame(20)
-                for start in range(0, len(audio), step):
-                    await tx.send(audio[start : start + step])
+    async def feed() -> None:
+        with tx:
+            step = fmt.bytes_per_frame(20)
+            for start in range(0, len(audio), step):
+                await tx.send(audio[start : start + step])
 
-        tg.start_soon(feed)
-        async for event in stream:
-            speaking = check_stt_event(event, speaking=speaking)
-            events.append(event)
+    with rx, tx:  # the caller's side owns its streams: closed however it all ends
+        async with (
+            stt.transcribe(rx, audio_format=fmt) as stream,
+            anyio.create_task_group() as tg,
+        ):
+            tg.start_soon(feed)
+            async for event in stream:
+                speaking = check_stt_event(event, speaking=speaking)
+                events.append(event)
     return events
 
 
@@ -155,6 +159,23 @@ class SpeechToTextConformance:
         with tx, rx, anyio.fail_after(driver.timeout):
             async with driver.stt.transcribe(rx, audio_format=fmt):
                 await tx.send(tone(100, fmt))
+
+    async def test_finalize_mid_utterance_keeps_the_grammar(self, driver: STTDriver) -> None:
+        fmt = driver.stt.accepts[0]
+        audio, _ = driver.speech(fmt)
+        tx, rx = anyio.create_memory_object_stream[bytes](16)
+        speaking = False
+        with tx, rx, anyio.fail_after(driver.timeout):
+            async with driver.stt.transcribe(rx, audio_format=fmt) as stream:
+                half = len(audio) // 2
+                step = fmt.bytes_per_frame(20)
+                for start in range(0, half, step):
+                    await tx.send(audio[start : min(start + step, half)])
+                await driver.stt.finalize(stream)  # the pipeline ended the turn itself
+                await driver.stt.finalize(stream)  # twice is no error either
+                tx.close()
+                async for event in stream:
+                    speaking = check_stt_event(event, speaking=speaking)
 
     async def test_a_failed_start_raises_a_typed_error(self, driver: STTDriver) -> None:
         tried = 0
