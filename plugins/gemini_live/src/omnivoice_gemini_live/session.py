@@ -1,0 +1,719 @@
+"""One call on Gemini Live: its connections, and the moves between them.
+
+A call may outlive several WebSocket connections: the service ends each after about ten
+minutes (saying ``goAway`` first), and a network can drop one at any time. The session
+keeps the call going across them:
+
+- it always asks for session resumption and keeps the latest resumable handle;
+- on ``goAway`` it moves to a new connection at the first turn boundary, or, if none comes
+  in time, just before the server's deadline (a timer: the server may go quiet): it closes
+  the old connection first, then resumes the session on a new one with the handle, and
+  never re-sends the history over a resumed session;
+- a connection lost mid-call is resumed the same way; when resumption is refused, or no
+  handle exists, a fresh session is opened with the conversation so far (the heard part of
+  interrupted replies); when that fails too, a fatal ``ConnectionFailedError`` ends the
+  stream (so a fallback ``Client`` can take the call);
+- while moving nothing is lost: the caller's audio is held (:class:`CallerAudio`) and sent
+  on the new connection, function answers wait in an outbox and go there too.
+
+Everything runs in one task group: a receive loop per connection, the caller's audio,
+one task per function call, the move in progress. Events reach the consumer through a
+bounded :class:`EventChannel`; :class:`~omnivoice_gemini_live.turns.Turns` decides which.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from typing import Any
+
+import anyio
+import anyio.abc
+import attrs
+
+from omnivoice.audio.format import AudioFormat
+from omnivoice.audio.vad import EnergyVAD
+from omnivoice.concurrency import fast_lock
+from omnivoice.errors import (
+    AuthFailedError,
+    ConnectionFailedError,
+    ModelUnavailableError,
+    OmnivoiceError,
+    RateLimitedError,
+    describe_error,
+)
+from omnivoice.net import ConnectError, ConnectionClosed, HandshakeError, WebSocket, connect
+from omnivoice.realtime import (
+    AudioSink,
+    CallerAudio,
+    ConversationItem,
+    ConversationLog,
+    EventChannel,
+    HeardResponse,
+    ProcessConfig,
+    ProviderError,
+    ProviderEvent,
+    ProviderSwitched,
+    Transcript,
+    Usage,
+)
+from omnivoice_gemini_live import protocol as p
+from omnivoice_gemini_live.errors import (
+    GeminiLiveError,
+    ResumptionRefusedError,
+    close_error,
+    handshake_error,
+)
+from omnivoice_gemini_live.options import Options
+from omnivoice_gemini_live.tools import Call, FunctionCalls
+from omnivoice_gemini_live.turns import Turns
+
+__all__ = ["Session"]
+
+log = logging.getLogger(__name__)
+
+_RECONNECT_DELAYS = (0.0, 0.5, 2.0)
+"""Delays before each attempt to open a replacement connection."""
+_SHORT_LIVED_S = 5.0
+_MAX_SHORT_LIVED = 3
+"""Connections in a row that die this soon after opening before the call gives up."""
+_CLOSE_WITHIN_S = 2.0
+"""The longest wait for the server to answer our close of a connection being replaced."""
+_MAX_LOG_ITEMS = 1000
+
+_FINAL_ERRORS = (AuthFailedError, ModelUnavailableError, RateLimitedError)
+"""Failures that another connection would meet too: they end the call."""
+
+
+@attrs.define(eq=False)
+class _Connection:
+    """One WebSocket connection and what the session knows of it."""
+
+    ws: WebSocket
+    number: int
+    label: str
+    epoch: int
+    """The server session it serves (a fresh session is a new epoch, a resumption not)."""
+    resumed_seq: int | None
+    """For a resumption: the sequence number of the handle it resumed."""
+    opened_at: float
+    leftover: list[p.ServerEvent] = attrs.field(factory=list)
+    """Events that came in the message that completed the setup."""
+    ready: anyio.Event = attrs.field(factory=anyio.Event)
+    """Set once the session took it: its receive loop runs from then on."""
+    sink: AudioSink | None = None
+    alive: bool = True
+    accepts: bool = True
+    """It takes the caller's audio and function answers (not once it is being replaced)."""
+    retired: bool = False
+    """Replaced: whatever it still says is ignored."""
+    close: tuple[int, str] = (1006, "")
+    fatal: OmnivoiceError | None = None
+    go_away_at: float | None = None
+    """When it must be left by (the server said ``goAway``)."""
+    move_reason: str = ""
+
+
+class Session:
+    """One call: implements :class:`~omnivoice.realtime.RealtimeSession`."""
+
+    def __init__(
+        self,
+        name: str,
+        options: Options,
+        config: ProcessConfig,
+        audio_in: AsyncIterable[bytes],
+        input_format: AudioFormat,
+    ) -> None:
+        self._name = name
+        self._options = options
+        self._config = config
+        self._audio_in = audio_in
+        self._rate = input_format.sample_rate
+        self._info = options.info
+        self._url = options.endpoint()
+        self._headers = options.headers()
+        self.events = EventChannel(options.event_buffer)
+        self._parser = p.Parser()
+        self._turns = Turns(
+            silence_ms=options.silence_duration_ms or 0, max_text=options.history_limit
+        )
+        non_blocking = {n: s for n, s in options.non_blocking.items() if _declared(config, n)}
+        self._calls = FunctionCalls(config, non_blocking, max_running=options.max_function_calls)
+        self._log = ConversationLog(
+            config.history, max_items=_MAX_LOG_ITEMS, max_chars=options.history_limit
+        )
+        self._caller = CallerAudio(input_format, hold_ms=options.hold_ms)
+        self._vad = None if options.automatic_activity_detection else EnergyVAD(input_format)
+        self._emit_lock = fast_lock()
+        self._delivery_lock = fast_lock()
+        self._outbox: list[Call] = []
+        self._outbox_limit = 4 * options.max_function_calls
+        self._tasks: anyio.abc.TaskGroup | None = None
+        self._current: _Connection | None = None
+        self._numbers = 0
+        self._epoch = 0
+        self._handle: str | None = None
+        self._handle_seq = 0
+        """Resumable handles received so far (a handle's number is the count at its arrival)."""
+        self._resumable_seq = 0
+        """The number of ``_handle``."""
+        self._handle_fresh = False
+        """A resumable handle came after the last thing the model or the caller did."""
+        self._handle_refused = False
+        self._turn_number = 0
+        self._moving = False
+        self._interrupting = False
+        self._short_lived = 0
+        self._input_ended = False
+        self._ended = False
+        self._changed_event = anyio.Event()
+        self.resumptions = 0
+        """Connections that resumed the server session."""
+        self.fresh_sessions = 0
+        """New server sessions opened mid-call with the conversation so far."""
+        self.dropped_answers = 0
+
+    # --- the RealtimeSession contract ----------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[ProviderEvent]:
+        return aiter(self.events)
+
+    async def interrupt(self, heard_ms: int, *, responses: Sequence[HeardResponse] = ()) -> None:
+        """Barge-in: end the response in progress; the conversation keeps only what was
+        heard of each reply cut short. Gemini has no truncation: its own context keeps what
+        it generated, and a fresh session later gets the heard words."""
+        if responses:
+            self._log.interrupted(responses)
+        tasks = self._tasks
+        if self._ended or tasks is None or self._interrupting:
+            return
+        if not (self._turns.response_open or self._turns.in_turn):
+            return
+        self._interrupting = True
+        try:
+            # Not here: the consumer calling this may be the one the events wait for.
+            tasks.start_soon(
+                self._finish_interrupt, self._turn_number, self._turns.interrupted_turn
+            )
+        except RuntimeError:  # the session's task group has closed: nothing to stop
+            self._interrupting = False
+
+    async def _finish_interrupt(self, turn: int, seen_by_server: bool) -> None:
+        self._interrupting = False
+        await self._apply(self._turns.local_interrupt)
+        if not seen_by_server:
+            # The model did not cut its turn short itself: its calls are cancelled here
+            # (and answered as such, since it waits for them).
+            cancelled = self._calls.cancel_turn(turn)
+            if cancelled:
+                log.info("%s: %d function call(s) cancelled", self._name, cancelled)
+        self._changed()
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Counters: what the parser skipped, moves between connections, dropped audio."""
+        return {
+            "unknown_fields": dict(self._parser.unknown),
+            "skipped_parts": dict(self._parser.skipped),
+            "malformed_messages": self._parser.malformed,
+            "resumptions": self.resumptions,
+            "fresh_sessions": self.fresh_sessions,
+            "dropped_audio_bytes": self._turns.dropped_audio_bytes,
+            "dropped_transcript_pieces": self._turns.dropped_text,
+            "held_caller_audio_bytes": self._caller.held_bytes,
+            "refused_function_calls": self._calls.refused,
+            "cancelled_function_calls": self._calls.cancelled,
+            "dropped_function_answers": self.dropped_answers,
+        }
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """Open the first connection, report started, then serve the call (a failed start
+        leaves as itself: see :func:`~omnivoice.realtime.serve_session`)."""
+        async with anyio.create_task_group() as tasks:
+            self._tasks = tasks
+            history = self._log.history() if self._config.history else ()
+            conn = await tasks.start(self._connection, None, history)
+            await self._take(conn, previous=None, reason="")
+            tasks.start_soon(self._forward_audio)
+            task_status.started()
+        self.events.close()
+
+    def _stop(self) -> None:
+        """End the call: the consumer gets what is queued, then its iteration stops."""
+        if self._ended:
+            return
+        self._ended = True
+        self.events.close()
+        if self._tasks is not None:
+            self._tasks.cancel_scope.cancel()
+
+    async def _finish(self) -> None:
+        """End the call normally: close what is open first (no response is left open)."""
+        if self._ended:
+            return
+        await self._apply(self._turns.connection_lost)
+        self._stop()
+
+    async def _fail(self, error: OmnivoiceError) -> None:
+        if self._ended:
+            return
+        log.error("%s: the call cannot go on: %s", self._name, error)
+        await self.events.emit(ProviderError(error, fatal=True))
+        self._stop()
+
+    def _is_over(self) -> bool:
+        # A method, not the attribute: type checkers take it as unchanged across awaits.
+        return self._ended
+
+    def _changed(self) -> None:
+        self._changed_event.set()
+        self._changed_event = anyio.Event()
+
+    async def _wait_change(self, deadline: float | None = None) -> None:
+        changed = self._changed_event
+        with anyio.move_on_at(deadline if deadline is not None else float("inf")):
+            await changed.wait()
+
+    async def _apply(self, step: Callable[..., Sequence[ProviderEvent]], *args: Any) -> None:
+        """Run one step of the turn state and pass its events on, in order, as one: no
+        other step's events come in between."""
+        async with self._emit_lock:
+            for event in step(*args):
+                await self._emit(event)
+
+    async def _emit(self, event: ProviderEvent) -> None:
+        if isinstance(event, Transcript):
+            self._log.add(event)
+        if not await self.events.emit(event):
+            self._stop()  # the consumer is gone: so is the call
+
+    # --- connections ------------------------------------------------------------------------
+
+    async def _connection(
+        self,
+        handle: str | None,
+        history: tuple[ConversationItem, ...],
+        *,
+        task_status: anyio.abc.TaskStatus[_Connection],
+    ) -> None:
+        """Open one connection and set it up (resuming ``handle``, or fresh with
+        ``history``), report it, then receive from it until it closes."""
+        options = self._options
+        try:
+            async with connect(
+                self._url,
+                headers=self._headers,
+                open_timeout=options.connect_timeout,
+                close_timeout=_CLOSE_WITHIN_S,
+            ) as ws:
+                conn = await self._set_up(ws, handle, history)
+                task_status.started(conn)
+                await conn.ready.wait()
+                await self._receive(conn)
+        except HandshakeError as exc:
+            raise handshake_error(exc.status_code, exc.body) from exc
+        except ConnectError as exc:
+            raise ConnectionFailedError(f"cannot reach Gemini Live at {self._url}: {exc}") from exc
+
+    async def _set_up(
+        self, ws: WebSocket, handle: str | None, history: tuple[ConversationItem, ...]
+    ) -> _Connection:
+        """Send ``setup`` (and the history of a fresh session), wait for ``setupComplete``."""
+        seed_in_setup = bool(history) and self._info.history_seed == "history_config"
+        setup = self._options.setup(self._config, handle=handle, initial_history=seed_in_setup)
+        timeout = self._options.connect_timeout
+        try:
+            with anyio.fail_after(timeout):
+                await ws.send(p.setup_message(setup))
+                session_id, leftover = await self._setup_complete(ws)
+                if history:
+                    turns = [(_role(item), item.text) for item in history]
+                    await ws.send(p.client_content(turns, turn_complete=seed_in_setup))
+        except TimeoutError:
+            raise ConnectionFailedError(
+                f"Gemini Live did not complete the setup within {timeout:g} s"
+            ) from None
+        except ConnectionClosed as exc:
+            error = close_error(exc.code, exc.reason)
+            if handle is not None and type(error) is ConnectionFailedError:
+                raise ResumptionRefusedError(f"{error} (resuming a session)") from exc
+            raise error from exc
+        self._numbers += 1
+        number = self._numbers
+        return _Connection(
+            ws,
+            number=number,
+            label=session_id or f"connection-{number}",
+            epoch=self._epoch if handle is not None else self._epoch + 1,
+            resumed_seq=self._resumable_seq if handle is not None else None,
+            opened_at=anyio.current_time(),
+            leftover=leftover,
+        )
+
+    async def _setup_complete(self, ws: WebSocket) -> tuple[str | None, list[p.ServerEvent]]:
+        while True:
+            events = self._parser.parse(await ws.receive())
+            for index, event in enumerate(events):
+                if isinstance(event, p.SetupComplete):
+                    return event.session_id, events[index + 1 :]
+                log.debug("%s: %r before setupComplete, ignored", self._name, event)
+
+    async def _take(self, conn: _Connection, *, previous: _Connection | None, reason: str) -> None:
+        """Make ``conn`` serve the call: the answers that waited first, then the caller's
+        audio held meanwhile, then its receive loop runs."""
+        async with self._delivery_lock:
+            self._current = conn
+            if conn.resumed_seq is None:
+                if previous is not None:
+                    self.fresh_sessions += 1
+                self._epoch = conn.epoch
+                self._handle, self._handle_refused, self._handle_fresh = None, False, False
+            else:
+                self.resumptions += 1
+            if previous is not None:
+                how = "resumed" if conn.resumed_seq is not None else "a new session"
+                switch = ProviderSwitched(
+                    previous=f"{self._name}/{previous.label}",
+                    current=f"{self._name}/{conn.label}",
+                    reason=f"{reason} ({how})",
+                )
+                log.info("%s -> %s: %s", switch.previous, switch.current, switch.reason)
+                async with self._emit_lock:
+                    await self._emit(switch)
+            waiting, self._outbox = self._outbox, []
+            if waiting:
+                await self._send_answers(conn, waiting)
+        conn.sink = functools.partial(self._send_audio, conn)
+        await self._caller.attach(conn.sink, before=functools.partial(self._resume_activity, conn))
+        conn.ready.set()
+        self._changed()
+
+    async def _receive(self, conn: _Connection) -> None:
+        """The receive loop: the only reader of this connection."""
+        try:
+            for event in conn.leftover:
+                await self._on_event(conn, event)
+            while not conn.retired:
+                message = await conn.ws.receive()
+                for event in self._parser.parse(message):
+                    if _retired(conn):
+                        break
+                    await self._on_event(conn, event)
+        except ConnectionClosed as exc:
+            conn.close = (exc.code, exc.reason)
+        except Exception as exc:  # a bug must end the call with a report, not hang it
+            log.exception("%s: the receive loop failed", self._name)
+            conn.fatal = GeminiLiveError(f"{type(exc).__name__}: {exc}")
+        conn.alive = conn.accepts = False
+        await self._lost(conn)
+
+    async def _lost(self, conn: _Connection) -> None:
+        """A connection closed: move the call to a new one, end it, or fail it."""
+        self._changed()
+        if conn.retired or conn is not self._current or self._ended:
+            return
+        code, reason = conn.close
+        if conn.fatal is not None:
+            await self._fail(conn.fatal)
+            return
+        if self._input_ended:
+            await self._finish()
+            return
+        error = close_error(code, reason)
+        if isinstance(error, _FINAL_ERRORS):
+            await self._fail(error)
+            return
+        if anyio.current_time() - conn.opened_at < _SHORT_LIVED_S:
+            self._short_lived += 1
+            if self._short_lived >= _MAX_SHORT_LIVED:
+                await self._fail(
+                    ConnectionFailedError(f"{error}: the last {self._short_lived} did not last")
+                )
+                return
+        else:
+            self._short_lived = 0
+        log.warning("%s: %s: moving the call to a new connection", self._name, error)
+        conn.move_reason = f"the connection closed ({code} {reason})".replace(" )", ")")
+        self._start_move(conn)
+
+    # --- moving to a new connection ------------------------------------------------------------
+
+    def _start_move(self, conn: _Connection) -> None:
+        if self._moving or self._ended or self._tasks is None:
+            self._changed()  # a move in progress sees the news
+            return
+        self._moving = True
+        self._tasks.start_soon(self._move, conn)
+
+    async def _move(self, old: _Connection) -> None:
+        try:
+            if old.alive and old.go_away_at is not None:
+                await self._turn_boundary(old, old.go_away_at)
+            if self._is_over():
+                return
+            async with self._delivery_lock:
+                old.accepts = False  # its answers and audio wait for the next one
+            if old.sink is not None:
+                self._caller.detach(old.sink)
+            old.retired = True
+            await self._apply(self._turns.connection_lost)
+            if old.alive:
+                # A resumption while another connection of the session is open is refused.
+                with anyio.move_on_after(_CLOSE_WITHIN_S + 1):
+                    await old.ws.aclose()
+            new = await self._replacement()
+            await self._take(new, previous=old, reason=old.move_reason)
+        except ConnectionFailedError as exc:
+            await self._fail(exc)
+        finally:
+            self._moving = False
+            self._changed()
+            current = self._current
+            if (
+                current is not None
+                and not current.retired
+                and (not current.alive or current.go_away_at is not None)
+                and not self._ended
+            ):
+                self._start_move(current)  # news of the new one while this move ran
+
+    async def _turn_boundary(self, conn: _Connection, deadline: float) -> None:
+        """Until a turn boundary (nobody speaks, the model waits for no answer, the latest
+        handle covers everything said), ``conn`` is lost, or ``deadline`` passes."""
+        while conn.alive and not self._is_over() and anyio.current_time() < deadline:
+            if (
+                self._turns.idle
+                and not self._turns.speaking
+                and not self._calls.blocking_running
+                and (self._handle is None or self._handle_fresh)
+            ):
+                return
+            await self._wait_change(deadline)
+
+    async def _replacement(self) -> _Connection:
+        """A new connection: the session resumed if it can be, else a fresh session with
+        the conversation so far; a few attempts, then the last failure."""
+        assert self._tasks is not None
+        failure: ConnectionFailedError | None = None
+        for delay in _RECONNECT_DELAYS:
+            if delay:
+                await anyio.sleep(delay)
+            if self._handle is not None and not self._handle_refused:
+                try:
+                    conn: _Connection = await self._tasks.start(self._connection, self._handle, ())
+                except ResumptionRefusedError as exc:
+                    log.warning("%s: %s: starting a new session", self._name, exc)
+                    self._handle_refused = True
+                    failure = exc
+                except _FINAL_ERRORS:
+                    raise
+                except ConnectionFailedError as exc:
+                    log.warning("%s: resuming failed: %s", self._name, exc)
+                    failure = exc
+                    continue
+                else:
+                    return conn
+            try:
+                conn = await self._tasks.start(self._connection, None, self._log.history())
+            except _FINAL_ERRORS:
+                raise
+            except ConnectionFailedError as exc:
+                log.warning("%s: a new session failed: %s", self._name, exc)
+                failure = exc
+            else:
+                return conn
+        raise ConnectionFailedError(
+            f"Gemini Live: no new connection could take the call ({describe_error(failure)})"
+            if failure is not None
+            else "Gemini Live: no new connection could take the call"
+        ) from failure
+
+    # --- the caller's audio --------------------------------------------------------------
+
+    async def _forward_audio(self) -> None:
+        await self._caller.pump(self._audio_in)
+        log.debug("%s: the caller's audio ended", self._name)
+        self._input_ended = True
+        conn = self._current
+        if conn is not None and conn.accepts:
+            end = p.audio_stream_end() if self._vad is None else p.activity_end()
+            if self._vad is None or self._vad.speaking:
+                await self._send(conn, end)
+        self._calls.cancel_all()
+        with anyio.move_on_after(self._options.drain_timeout):
+            while self._turns.response_open or self._calls.running:
+                await self._wait_change()
+        await self._finish()
+
+    async def _send_audio(self, conn: _Connection, chunk: bytes) -> bool:
+        """The sink of ``conn``: ``False`` once it takes no more (being replaced, closed):
+        the chunk is then held for the next connection."""
+        if not conn.accepts:
+            return False
+        try:
+            changes = self._vad.process(chunk) if self._vad is not None else ()
+            starts = [c for c in changes if c.speaking]
+            if starts:
+                await conn.ws.send(p.activity_start())
+                await self._apply(self._turns.voice_activity, True)
+            await conn.ws.send(p.audio_message(chunk, self._rate))
+            if any(not c.speaking for c in changes):
+                await conn.ws.send(p.activity_end())
+                await self._apply(self._turns.voice_activity, False)
+        except ConnectionClosed:
+            conn.accepts = False
+            return False
+        return True
+
+    async def _resume_activity(self, conn: _Connection) -> None:
+        """A new connection while the caller speaks (client-marked activity): say so first."""
+        if self._vad is not None and self._vad.speaking:
+            await self._send(conn, p.activity_start())
+
+    # --- server events ---------------------------------------------------------------------
+
+    async def _on_event(self, conn: _Connection, event: p.ServerEvent) -> None:
+        turns = self._turns
+        if type(event) is p.ModelAudio:
+            self._handle_fresh = False
+            await self._apply(turns.audio, event.audio)
+        elif type(event) is p.OutputTranscription:
+            await self._apply(turns.output_text, event.text, event.finished)
+        elif type(event) is p.InputTranscription:
+            self._handle_fresh = False
+            await self._apply(turns.input_text, event.text, event.finished)
+        elif isinstance(event, p.GenerationComplete):
+            await self._apply(turns.generation_complete)
+            self._changed()
+        elif isinstance(event, p.TurnComplete):
+            await self._apply(turns.turn_complete)
+            self._turn_number += 1
+            self._changed()
+        elif isinstance(event, p.Interrupted):
+            await self._apply(turns.interrupted)
+            self._changed()
+        elif isinstance(event, p.VoiceActivity):
+            await self._apply(turns.voice_activity, event.start)
+            self._changed()
+        elif isinstance(event, p.ToolCall):
+            self._handle_fresh = False
+            await self._apply(self._tool_call, conn, event)
+        elif isinstance(event, p.ToolCallCancellation):
+            report = self._calls.cancel_from_server(event.call_ids)
+            if report is not None:
+                async with self._emit_lock:
+                    await self._emit(report)
+            self._changed()
+        elif isinstance(event, p.ResumptionUpdate):
+            self._on_resumption(event)
+        elif isinstance(event, p.GoAway):
+            self._on_go_away(conn, event)
+        elif isinstance(event, p.Usage):
+            async with self._emit_lock:
+                await self._emit(Usage(event.input_tokens, event.output_tokens, event.details))
+        elif isinstance(event, p.Malformed):
+            error = GeminiLiveError(f"Gemini Live sent a malformed message: {event.detail}")
+            async with self._emit_lock:
+                await self._emit(ProviderError(error, fatal=False))
+        # A second setupComplete needs nothing.
+
+    def _tool_call(self, conn: _Connection, event: p.ToolCall) -> list[ProviderEvent]:
+        assert self._tasks is not None
+        events: list[ProviderEvent] = list(self._turns.tool_call())
+        events += self._calls.start(
+            self._tasks,
+            event,
+            self._deliver,
+            turn=self._turn_number,
+            origin=conn,
+            epoch=conn.epoch,
+            seq=self._handle_seq,
+        )
+        return events
+
+    def _on_resumption(self, event: p.ResumptionUpdate) -> None:
+        if event.resumable and event.handle:
+            self._handle_seq += 1
+            self._handle, self._resumable_seq = event.handle, self._handle_seq
+            self._handle_refused = False
+            self._handle_fresh = True
+        else:
+            self._handle_fresh = False  # a point the service cannot resume from
+        self._changed()
+
+    def _on_go_away(self, conn: _Connection, event: p.GoAway) -> None:
+        left = event.time_left if event.time_left is not None else 0.0
+        conn.go_away_at = anyio.current_time() + max(0.0, left - self._options.go_away_margin)
+        conn.move_reason = f"goAway ({left:g} s left on the connection)"
+        log.info("%s: %s: %s", self._name, conn.label, conn.move_reason)
+        self._start_move(conn)
+
+    # --- function answers ------------------------------------------------------------------
+
+    async def _deliver(self, calls: list[Call]) -> None:
+        """Answers of finished calls: to the connection serving the call, or, while none
+        can take them, to the outbox (sent on the next one)."""
+        async with self._delivery_lock:
+            conn = self._current
+            if conn is None or not conn.accepts:
+                self._hold_answers(calls)
+                return
+            await self._send_answers(conn, calls)
+        self._changed()
+
+    async def _send_answers(self, conn: _Connection, calls: list[Call]) -> None:
+        """As one ``toolResponse`` where the server session knows the calls; as words for
+        the model where it does not (a fresh session, a call the server cancelled)."""
+        direct = [c for c in calls if self._knows(conn, c) and not c.cancelled_by_server]
+        notes = [c for c in calls if c not in direct]
+        try:
+            if direct:
+                results = [c.result for c in direct if c.result is not None]
+                await conn.ws.send(p.tool_response(results))
+                direct = []
+            while notes:
+                await conn.ws.send(p.realtime_text(notes[0].note()))
+                notes.pop(0)
+        except ConnectionClosed:
+            conn.accepts = False
+            self._hold_answers(direct + notes)
+
+    def _hold_answers(self, calls: list[Call]) -> None:
+        self._outbox.extend(calls)
+        excess = len(self._outbox) - self._outbox_limit
+        if excess > 0:
+            dropped, self._outbox = self._outbox[:excess], self._outbox[excess:]
+            self.dropped_answers += len(dropped)
+            names = ", ".join(c.name for c in dropped)
+            log.error("%s: %d function answers dropped (%s)", self._name, excess, names)
+
+    def _knows(self, conn: _Connection, call: Call) -> bool:
+        """The server session behind ``conn`` has the call (it arrived there, or the
+        session was resumed from a handle issued after it)."""
+        if call.epoch != conn.epoch:
+            return False
+        return call.origin is conn or (conn.resumed_seq is not None and conn.resumed_seq > call.seq)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    async def _send(self, conn: _Connection, message: str) -> None:
+        with contextlib.suppress(ConnectionClosed):  # its receive loop acts on the close
+            await conn.ws.send(message)
+
+
+def _role(item: ConversationItem) -> p.Role:
+    return "user" if item.role == "user" else "model"
+
+
+def _retired(conn: _Connection) -> bool:
+    # A function, not the attribute: type checkers take it as unchanged across awaits.
+    return conn.retired
+
+
+def _declared(config: ProcessConfig, name: str) -> bool:
+    return any(function.name == name for function in config.functions)
