@@ -356,6 +356,7 @@ class FakeConnection:
             return False
         setup = document["setup"]
         self.setup = setup
+        self._notify()
         for key in setup:
             if key not in _SETUP_KEYS:
                 self.violation(f"setup with the unknown field {key!r}")

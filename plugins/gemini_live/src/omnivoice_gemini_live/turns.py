@@ -238,9 +238,8 @@ class Turns:
         if reply is None:
             return []
         self._ended = None
-        if not reply.text:
-            return []
-        return [Transcript(reply.text, is_input=False, is_final=True)]
+        text = reply.text.strip()
+        return [Transcript(text, is_input=False, is_final=True)] if text else []
 
     def _user_final(self) -> list[ProviderEvent]:
         text = "".join(self._user).strip()
