@@ -56,7 +56,6 @@ from omnivoice.realtime import (
     ProviderError,
     ProviderEvent,
     ProviderSwitched,
-    Transcript,
     Usage,
 )
 from omnivoice_gemini_live import protocol as p
@@ -137,14 +136,16 @@ class Session:
         self._headers = options.headers()
         self.events = EventChannel(options.event_buffer)
         self._parser = p.Parser()
-        self._turns = Turns(
-            silence_ms=options.silence_duration_ms or 0, max_text=options.history_limit
-        )
-        non_blocking = {n: s for n, s in options.non_blocking.items() if _declared(config, n)}
-        self._calls = FunctionCalls(config, non_blocking, max_running=options.max_function_calls)
         self._log = ConversationLog(
             config.history, max_items=_MAX_LOG_ITEMS, max_chars=options.history_limit
         )
+        self._turns = Turns(
+            silence_ms=options.silence_duration_ms or 0,
+            max_text=options.history_limit,
+            log=self._log,
+        )
+        non_blocking = {n: s for n, s in options.non_blocking.items() if _declared(config, n)}
+        self._calls = FunctionCalls(config, non_blocking, max_running=options.max_function_calls)
         self._caller = CallerAudio(input_format, hold_ms=options.hold_ms)
         self._vad = None if options.automatic_activity_detection else EnergyVAD(input_format)
         self._emit_lock = fast_lock()
@@ -185,8 +186,14 @@ class Session:
         """Barge-in: end the response in progress; the conversation keeps only what was
         heard of each reply cut short. Gemini has no truncation: its own context keeps what
         it generated, and a fresh session later gets the heard words."""
-        if responses:
-            self._log.interrupted(responses)
+        for response in responses:
+            if response.response_id is not None and self._log.get(response.response_id):
+                self._log.cut_short(
+                    response.heard_ms, response.produced_ms, key=response.response_id
+                )
+        unnamed = [r for r in responses if self._log.get(r.response_id or "") is None]
+        if unnamed:
+            self._log.interrupted(unnamed)
         tasks = self._tasks
         if self._ended or tasks is None or self._interrupting:
             return
@@ -287,8 +294,6 @@ class Session:
                 await self._emit(event)
 
     async def _emit(self, event: ProviderEvent) -> None:
-        if isinstance(event, Transcript):
-            self._log.add(event)
         if not await self.events.emit(event):
             self._stop()  # the consumer is gone: so is the call
 

@@ -68,6 +68,7 @@ class Call:
     """Its answer's scheduling, for a non-blocking function; ``None``: blocking."""
     must_complete: bool
     batch: list[Call] = attrs.field(factory=list, repr=False)
+    """The blocking calls of its ``toolCall``, answered together (empty if non-blocking)."""
     scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope, repr=False)
     refused: bool = False
     cancelled_by_server: bool = False
@@ -134,10 +135,13 @@ class FunctionCalls:
         """Run the calls of one ``toolCall``; the events to report them."""
         events: list[FunctionCall] = []
         batch: list[Call] = []
+        """The blocking calls: answered together."""
+        started: list[Call] = []
         for wanted in request.calls:
             call_id = wanted.call_id or f"call-{next(self._local_ids)}"
             while call_id in self._running:  # a repeated id: ours must stay unique
                 call_id = f"{wanted.call_id}-{next(self._local_ids)}"
+            scheduling = self.non_blocking.get(wanted.name)
             call = Call(
                 call_id=call_id,
                 server_id=wanted.call_id,
@@ -147,18 +151,20 @@ class FunctionCalls:
                 origin=origin,
                 epoch=epoch,
                 seq=seq,
-                scheduling=self.non_blocking.get(wanted.name),
+                scheduling=scheduling,
                 must_complete=must_complete(self.config, wanted.name),
-                batch=batch,
             )
-            batch.append(call)
+            if scheduling is None:
+                call.batch = batch
+                batch.append(call)
+            started.append(call)
             events.append(FunctionCall(call_id, wanted.name, dict(wanted.arguments)))
             if len(self._running) >= self.max_running:
                 call.refused = True
                 self.refused += 1
                 log.warning("function call %s (%s) refused: %s", call_id, call.name, TOO_MANY)
             self._running[call_id] = call
-        for call in batch:
+        for call in started:
             tasks.start_soon(self._run, call, deliver)
         return events
 

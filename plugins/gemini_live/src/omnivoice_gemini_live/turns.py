@@ -28,7 +28,14 @@ from __future__ import annotations
 
 import attrs
 
-from omnivoice.realtime import AudioChunk, ProviderEvent, SpeechStarted, SpeechStopped, Transcript
+from omnivoice.realtime import (
+    AudioChunk,
+    ConversationLog,
+    ProviderEvent,
+    SpeechStarted,
+    SpeechStopped,
+    Transcript,
+)
 
 __all__ = ["Turns"]
 
@@ -47,11 +54,17 @@ class Turns:
     ``silence_ms`` is how long the service waits in silence before it ends the caller's
     turn (its ``silenceDurationMs``), reported as ``SpeechStopped.trailing_silence_ms``
     when the caller's turn is known to have ended only because the model answered.
+    ``log`` is kept up to date with each utterance, placed where it began (a caller's words
+    transcribed late stay before the reply to them); replies are known there by their
+    response ids.
     """
 
-    def __init__(self, *, silence_ms: int = 0, max_text: int = 16000) -> None:
+    def __init__(
+        self, *, silence_ms: int = 0, max_text: int = 16000, log: ConversationLog | None = None
+    ) -> None:
         self.silence_ms = max(0, silence_ms)
         self.max_text = max_text
+        self.log = log if log is not None else ConversationLog(max_chars=max_text)
         self.speaking = False
         """The caller is speaking, as last reported (``SpeechStarted`` was yielded)."""
         self.in_turn = False
@@ -64,6 +77,7 @@ class Turns:
         """The last response to end: its final transcript is still due."""
         self._user: list[str] = []
         self._user_chars = 0
+        self._users = 0
         self._count = 0
         self._carry = b""
         self.dropped_audio_bytes = 0
@@ -121,12 +135,14 @@ class Turns:
         if reply is not None:
             if text:
                 reply.text = self._bounded(reply.text + text)
+                self.log.utterance("agent", reply.id).text = reply.text
                 events.append(Transcript(text, is_input=False, is_final=False))
             reply.text_finished = reply.text_finished or finished
             return events
         ended = self._ended
         assert ended is not None
         ended.text = self._bounded(ended.text + text)  # late words of an ended response
+        self.log.utterance("agent", ended.id).text = ended.text
         if finished:
             events += self._final_text()
         return events
@@ -137,11 +153,14 @@ class Turns:
             self.speaking = True
             events.append(SpeechStarted())
         if text:
+            if not self._user:
+                self._users += 1  # a new utterance of the caller: in the log from now on
             self._user.append(text)
             self._user_chars += len(text)
             if self._user_chars > self.max_text:  # bounded: a final may never come
                 joined = "".join(self._user)[-self.max_text :]
                 self._user, self._user_chars = [joined], len(joined)
+            self.log.utterance("user", f"u{self._users}").text = "".join(self._user).strip()
             events.append(Transcript(text, is_input=True, is_final=False))
         if finished:
             events += self._user_final()
@@ -215,6 +234,7 @@ class Turns:
         events += self._caller_done()
         self._count += 1
         self._open = _Reply(f"r{self._count}")
+        self.log.utterance("agent", self._open.id).open = True
         self.in_turn = True
         return events
 
@@ -239,11 +259,15 @@ class Turns:
             return []
         self._ended = None
         text = reply.text.strip()
+        utterance = self.log.utterance("agent", reply.id)
+        utterance.text, utterance.open = text, False
         return [Transcript(text, is_input=False, is_final=True)] if text else []
 
     def _user_final(self) -> list[ProviderEvent]:
         text = "".join(self._user).strip()
         self._user, self._user_chars = [], 0
+        if text:
+            self.log.utterance("user", f"u{self._users}").text = text
         return [Transcript(text, is_input=True, is_final=True)] if text else []
 
     def _bounded(self, text: str) -> str:
