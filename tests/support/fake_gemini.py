@@ -371,11 +371,12 @@ class FakeConnection:
             self.violation(f"model {model!r} without the {prefix!r} prefix")
         if model.rsplit("/", 1)[-1] not in fake.models:
             version = self.request.path.split(".")[3] if not self.vertex else "v1"
-            await self.ws.aclose(
-                1008,
+            # A close reason holds 123 bytes at most: the service's is cut there too.
+            reason = (
                 f"{model} is not found for API version {version}, or is not supported for "
-                "bidiGenerateContent. Call ListModels to see the list of available models.",
+                "bidiGenerateContent."
             )
+            await self.ws.aclose(1008, reason.encode()[:123].decode(errors="ignore"))
             return False
         if fake.quota_exhausted:
             await self.ws.aclose(1011, QUOTA)

@@ -75,8 +75,8 @@ class Turns:
         self._open: _Reply | None = None
         self._ended: _Reply | None = None
         """The last response to end: its final transcript is still due."""
-        self._user: list[str] = []
-        self._user_chars = 0
+        self._user = ""
+        """The caller's words since their last final transcript."""
         self._users = 0
         self._count = 0
         self._carry = b""
@@ -134,14 +134,14 @@ class Turns:
             reply = self._open
         if reply is not None:
             if text:
-                reply.text = self._bounded(reply.text + text)
+                reply.text = self._bounded(_join(reply.text, text))
                 self.log.utterance("agent", reply.id).text = reply.text
                 events.append(Transcript(text, is_input=False, is_final=False))
             reply.text_finished = reply.text_finished or finished
             return events
         ended = self._ended
         assert ended is not None
-        ended.text = self._bounded(ended.text + text)  # late words of an ended response
+        ended.text = self._bounded(_join(ended.text, text))  # late words of an ended response
         self.log.utterance("agent", ended.id).text = ended.text
         if finished:
             events += self._final_text()
@@ -150,38 +150,31 @@ class Turns:
     def input_text(self, text: str, finished: bool = False) -> list[ProviderEvent]:
         events: list[ProviderEvent] = []
         if text and not self.speaking and not self.in_turn:
-            self.speaking = True
-            events.append(SpeechStarted())
+            events += self._caller_starts()
         if text:
             if not self._user:
                 self._users += 1  # a new utterance of the caller: in the log from now on
-            self._user.append(text)
-            self._user_chars += len(text)
-            if self._user_chars > self.max_text:  # bounded: a final may never come
-                joined = "".join(self._user)[-self.max_text :]
-                self._user, self._user_chars = [joined], len(joined)
-            self.log.utterance("user", f"u{self._users}").text = "".join(self._user).strip()
+            self._user = _join(self._user, text)[-self.max_text :]  # a final may never come
+            self.log.utterance("user", f"u{self._users}").text = self._user.strip()
             events.append(Transcript(text, is_input=True, is_final=False))
         if finished:
             events += self._user_final()
+            if not self.in_turn:
+                events += self._caller_done()
         return events
 
     def voice_activity(self, start: bool) -> list[ProviderEvent]:
         if start:
             if self.speaking or self.in_turn:
                 return []  # during a model turn, ``interrupted`` says if the caller won
-            self.speaking = True
-            return [SpeechStarted()]
+            return self._caller_starts()
         if not self.speaking:
             return []
         self.speaking = False
         return [SpeechStopped()]
 
     def interrupted(self) -> list[ProviderEvent]:
-        events: list[ProviderEvent] = []
-        if not self.speaking:
-            self.speaking = True
-            events.append(SpeechStarted())
+        events = self._caller_starts() if not self.speaking else []
         events += self._end_open()
         self.in_turn = True
         self.interrupted_turn = True
@@ -238,6 +231,13 @@ class Turns:
         self.in_turn = True
         return events
 
+    def _caller_starts(self) -> list[ProviderEvent]:
+        """The caller takes the floor: what they said before is one utterance, done."""
+        events = self._user_final()
+        self.speaking = True
+        events.append(SpeechStarted())
+        return events
+
     def _caller_done(self) -> list[ProviderEvent]:
         if not self.speaking:
             return []
@@ -264,11 +264,19 @@ class Turns:
         return [Transcript(text, is_input=False, is_final=True)] if text else []
 
     def _user_final(self) -> list[ProviderEvent]:
-        text = "".join(self._user).strip()
-        self._user, self._user_chars = [], 0
+        text = self._user.strip()
+        self._user = ""
         if text:
             self.log.utterance("user", f"u{self._users}").text = text
         return [Transcript(text, is_input=True, is_final=True)] if text else []
 
     def _bounded(self, text: str) -> str:
         return text if len(text) <= self.max_text else text[-self.max_text :]
+
+
+def _join(text: str, piece: str) -> str:
+    """Transcription pieces run on as they come ("Sun" + "days"), except where one ends a
+    sentence or a clause and the next begins without a space: one goes in between."""
+    if text and piece and text[-1] in ".?!,;:" and not piece[0].isspace():
+        return f"{text} {piece}"
+    return text + piece
