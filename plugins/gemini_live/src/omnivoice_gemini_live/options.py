@@ -80,6 +80,8 @@ class Options:
     location: str = "us-central1"
     access_token: str | None = None
     connect_timeout: float = 10.0
+    ping_interval: float | None = 20.0
+    ping_timeout: float = 45.0
     go_away_margin: float = 5.0
     hold_ms: int = 10000
     history_limit: int = 16000
@@ -104,7 +106,7 @@ class Options:
             raise ValueError(
                 f"input_rate must be 8000, 16000, 24000 or 48000, not {self.input_rate}"
             )
-        for name in ("connect_timeout", "drain_timeout"):
+        for name in ("connect_timeout", "drain_timeout", "ping_interval", "ping_timeout"):
             _positive(name, getattr(self, name))
         for name in ("hold_ms", "history_limit", "go_away_margin"):
             if getattr(self, name) < 0:

@@ -512,6 +512,7 @@ _KNOWN_MESSAGE_KEYS = _MESSAGE_KEYS | {_snake(k) for k in _MESSAGE_KEYS} | _IGNO
 _KNOWN_CONTENT_KEYS = _CONTENT_KEYS | {_snake(k) for k in _CONTENT_KEYS} | _IGNORED_KEYS
 
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
+_MAX_UNKNOWN = 100
 
 
 def decode_base64(data: str) -> bytes:
@@ -574,7 +575,7 @@ class Parser:
         events: list[ServerEvent] = []
         for key in document:
             if key not in _KNOWN_MESSAGE_KEYS:
-                self.unknown[str(key)] += 1
+                self._unknown(str(key))
         try:
             self._parse(document, events)
         except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
@@ -628,7 +629,7 @@ class Parser:
     def _content(self, content: _Doc, events: list[ServerEvent]) -> None:
         for key in content:
             if key not in _KNOWN_CONTENT_KEYS:
-                self.unknown[f"serverContent.{key}"] += 1
+                self._unknown(f"serverContent.{key}")
         transcription = _get(content, "inputTranscription")
         if isinstance(transcription, Mapping):
             text = _get(transcription, "text")
@@ -707,6 +708,12 @@ class Parser:
             output_tokens=_count(output),
             details=dict(usage),
         )
+
+    def _unknown(self, key: str) -> None:
+        # Bounded: a server sending ever new keys must not grow the counter for ever.
+        if key not in self.unknown and len(self.unknown) >= _MAX_UNKNOWN:
+            key = "(others)"
+        self.unknown[key] += 1
 
     def _malformed(self, detail: str) -> Malformed:
         self.malformed += 1

@@ -319,7 +319,11 @@ class Session:
                 conn = await self._set_up(ws, handle, history)
                 task_status.started(conn)
                 await conn.ready.wait()
-                await self._receive(conn)
+                async with anyio.create_task_group() as tasks:
+                    if options.ping_interval:
+                        tasks.start_soon(self._keepalive, conn)
+                    await self._receive(conn)
+                    tasks.cancel_scope.cancel()
         except HandshakeError as exc:
             raise handshake_error(exc.status_code, exc.body) from exc
         except ConnectError as exc:
@@ -416,6 +420,24 @@ class Session:
             conn.fatal = GeminiLiveError(f"{type(exc).__name__}: {exc}")
         conn.alive = conn.accepts = False
         await self._lost(conn)
+
+    async def _keepalive(self, conn: _Connection) -> None:
+        """Ping now and then; a connection that answers no ping for ``ping_timeout``
+        seconds is dead (a silent network failure) and is cut, so the call moves on. The
+        timeout is generous: the service has been seen to take many seconds to answer."""
+        interval, timeout = self._options.ping_interval, self._options.ping_timeout
+        assert interval is not None
+        while not _retired(conn):
+            await anyio.sleep(interval)
+            with anyio.move_on_after(timeout) as waiting:
+                try:
+                    await conn.ws.ping()
+                except ConnectionClosed:
+                    return  # the receive loop sees it
+            if waiting.cancelled_caught:
+                log.warning("%s: %s answered no ping in %g s: cut", self._name, conn.label, timeout)
+                await conn.ws.abort()
+                return
 
     async def _lost(self, conn: _Connection) -> None:
         """A connection closed: move the call to a new one, end it, or fail it."""
