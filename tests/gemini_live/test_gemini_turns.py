@@ -138,7 +138,12 @@ def test_speech_events_alternate_and_follow_the_turns() -> None:
     # During a model turn only ``interrupted`` says the caller took the floor.
     assert checked(turns.voice_activity(True), checker) == []
     assert checked(turns.input_text("mm"), checker) == [Transcript("mm", is_input=True)]
-    assert checked(turns.interrupted(), checker)[0] == SpeechStarted()
+    # The caller takes the floor: what they said before is one utterance, done.
+    assert checked(turns.interrupted(), checker) == [
+        Transcript("himm", is_input=True, is_final=True),
+        SpeechStarted(),
+        final("r1"),
+    ]
     assert checked(turns.interrupted(), checker) == []  # already speaking, already ended
     checked(turns.turn_complete(), checker)
     checker.end()
