@@ -208,3 +208,6 @@ async def test_too_many_calls_at_once_are_refused_with_an_answer(fake: FakeGemin
             await conn.wait_answer(first)
     assert refused["response"] == {"error": "refused: too many function calls are running"}
     assert probe.session.stats["refused_function_calls"] == 1  # type: ignore[attr-defined]
+    (report,) = probe.of_type(ProviderError)  # counted and reported
+    assert not report.fatal
+    assert "refused" in str(report.error)

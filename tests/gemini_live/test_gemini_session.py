@@ -14,6 +14,7 @@ from omnivoice.realtime import (
     AudioChunk,
     ConversationItem,
     FunctionDeclaration,
+    HeardResponse,
     ProcessConfig,
     SpeechStarted,
     SpeechStopped,
@@ -206,6 +207,25 @@ async def test_a_local_interrupt_ends_the_answer_and_drops_its_rest(fake: FakeGe
     r1 = [c for c in probe.of_type(AudioChunk) if c.response_id == "r1"]
     assert sum(len(c.audio) for c in r1) == 4800  # the first half only
     assert probe.session.stats["dropped_audio_bytes"] == 4800  # type: ignore[attr-defined]
+
+
+async def test_a_late_interrupt_leaves_the_answer_that_began_since(fake: FakeGemini) -> None:
+    provider = Provider("test", url=fake.url)
+    with anyio.fail_after(10):
+        async with open_session(provider) as probe:
+            conn = await fake.connection(0)
+            await conn.respond(audio=numbered(4800), transcript="One two", hold=True)
+            await probe.wait_for(AudioChunk)
+            await conn.interrupt()
+            await probe.wait_for(AudioChunk, lambda c: c.is_final)
+            turn = await conn.respond(audio=numbered(9600), transcript="Three four", hold=True)
+            await probe.wait_for(AudioChunk, lambda c: c.response_id == "r2")
+            # The bridge's interrupt for the first answer arrives only now.
+            await probe.interrupt(100, [HeardResponse("r1", heard_ms=100, produced_ms=50)])
+            await turn.finish()
+            await probe.wait_for(AudioChunk, lambda c: c.is_final and c.response_id == "r2")
+    r2 = [c for c in probe.of_type(AudioChunk) if c.response_id == "r2"]
+    assert sum(len(c.audio) for c in r2) == 9600  # all of it: it was not what was cut short
 
 
 async def test_options_and_the_calls_config(fake: FakeGemini) -> None:

@@ -154,9 +154,9 @@ def test_a_local_interrupt_and_a_lost_connection_close_what_is_open() -> None:
     checked(turns.audio(b"\x01\x00\x02"), checker)  # a sample split across parts
     checked(turns.output_text("Let me explain"), checker)
     checker.interrupted()
-    assert checked(turns.local_interrupt(), checker) == [final("r1")]
+    assert checked(turns.local_interrupt("r1"), checker) == [final("r1")]
     assert checked(turns.audio(b"\x00" * 4), checker) == []  # the rest of the turn is dropped
-    assert checked(turns.local_interrupt(), checker) == []
+    assert checked(turns.local_interrupt("r1"), checker) == []
     checked(turns.input_text("hang on"), checker)
     assert checked(turns.connection_lost(), checker) == [
         Transcript("hang on", is_input=True, is_final=True),

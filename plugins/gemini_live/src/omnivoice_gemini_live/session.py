@@ -199,18 +199,26 @@ class Session:
             return
         if not (self._turns.response_open or self._turns.in_turn):
             return
+        target = self._turns.open_response
+        named = {r.response_id for r in responses if r.response_id}
+        if target is not None and named and target not in named:
+            target = None  # it began after what the consumer cut short: it plays on
         self._interrupting = True
         try:
             # Not here: the consumer calling this may be the one the events wait for.
             tasks.start_soon(
-                self._finish_interrupt, self._turn_number, self._turns.interrupted_turn
+                self._finish_interrupt, self._turn_number, self._turns.interrupted_turn, target
             )
         except RuntimeError:  # the session's task group has closed: nothing to stop
             self._interrupting = False
 
-    async def _finish_interrupt(self, turn: int, seen_by_server: bool) -> None:
+    async def _finish_interrupt(
+        self, turn: int, seen_by_server: bool, response_id: str | None
+    ) -> None:
         self._interrupting = False
-        await self._apply(self._turns.local_interrupt)
+        if self._turn_number != turn:
+            return  # that turn is over (and what came since is not what was interrupted)
+        await self._apply(self._turns.local_interrupt, response_id)
         if not seen_by_server:
             # The model did not cut its turn short itself: its calls are cancelled here
             # (and answered as such, since it waits for them).
@@ -688,7 +696,7 @@ class Session:
         async with self._delivery_lock:
             conn = self._current
             if conn is None or not conn.accepts:
-                self._hold_answers(calls)
+                await self._hold_answers(calls)
                 return
             await self._send_answers(conn, calls)
         self._changed()
@@ -708,16 +716,23 @@ class Session:
                 notes.pop(0)
         except ConnectionClosed:
             conn.accepts = False
-            self._hold_answers(direct + notes)
+            await self._hold_answers(direct + notes)
 
-    def _hold_answers(self, calls: list[Call]) -> None:
+    async def _hold_answers(self, calls: list[Call]) -> None:
+        """Keep answers for the next connection: bounded, the oldest dropped and reported."""
         self._outbox.extend(calls)
         excess = len(self._outbox) - self._outbox_limit
-        if excess > 0:
-            dropped, self._outbox = self._outbox[:excess], self._outbox[excess:]
-            self.dropped_answers += len(dropped)
-            names = ", ".join(c.name for c in dropped)
-            log.error("%s: %d function answers dropped (%s)", self._name, excess, names)
+        if excess <= 0:
+            return
+        dropped, self._outbox = self._outbox[:excess], self._outbox[excess:]
+        self.dropped_answers += len(dropped)
+        names = ", ".join(c.name for c in dropped)
+        error = GeminiLiveError(
+            f"{excess} function answer(s) dropped ({names}): no connection took them"
+        )
+        log.error("%s: %s", self._name, error)
+        async with self._emit_lock:
+            await self._emit(ProviderError(error, fatal=False))
 
     def _knows(self, conn: _Connection, call: Call) -> bool:
         """The server session behind ``conn`` has the call (it arrived there, or the

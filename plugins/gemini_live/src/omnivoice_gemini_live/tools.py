@@ -36,7 +36,7 @@ from omnivoice.realtime import (
     run_function_call,
 )
 from omnivoice_gemini_live import protocol as p
-from omnivoice_gemini_live.errors import FunctionCallCancelledError
+from omnivoice_gemini_live.errors import FunctionCallCancelledError, GeminiLiveError
 
 __all__ = ["Call", "FunctionCalls"]
 
@@ -131,9 +131,11 @@ class FunctionCalls:
         origin: object,
         epoch: int,
         seq: int,
-    ) -> list[FunctionCall]:
-        """Run the calls of one ``toolCall``; the events to report them."""
-        events: list[FunctionCall] = []
+    ) -> list[FunctionCall | ProviderError]:
+        """Run the calls of one ``toolCall``; the events to report them (and a non-fatal
+        error for those refused)."""
+        events: list[FunctionCall | ProviderError] = []
+        refused: list[str] = []
         batch: list[Call] = []
         """The blocking calls: answered together."""
         started: list[Call] = []
@@ -162,10 +164,17 @@ class FunctionCalls:
             if len(self._running) >= self.max_running:
                 call.refused = True
                 self.refused += 1
+                refused.append(call.name)
                 log.warning("function call %s (%s) refused: %s", call_id, call.name, TOO_MANY)
             self._running[call_id] = call
         for call in started:
             tasks.start_soon(self._run, call, deliver)
+        if refused:
+            error = GeminiLiveError(
+                f"{len(refused)} function call(s) refused ({', '.join(refused)}): "
+                f"{self.max_running} are running already"
+            )
+            events.append(ProviderError(error, fatal=False))
         return events
 
     def cancel_from_server(self, call_ids: tuple[str, ...]) -> ProviderError | None:

@@ -203,13 +203,22 @@ class Turns:
 
     # --- what the session did ------------------------------------------------------------
 
-    def local_interrupt(self) -> list[ProviderEvent]:
-        """The consumer interrupted: the open response ends now, and the rest of this
-        turn's output is dropped."""
+    def local_interrupt(self, response_id: str | None) -> list[ProviderEvent]:
+        """The consumer interrupted response ``response_id`` (the one open when it did):
+        it ends now, if still open, and the rest of this turn's output is dropped. A
+        response that began since is not touched."""
+        reply = self._open
+        if reply is not None and reply.id != response_id:
+            return []
         events = self._end_open()
         if self.in_turn:
             self._discarding = True
         return events
+
+    @property
+    def open_response(self) -> str | None:
+        """The id of the open response, if one is."""
+        return self._open.id if self._open is not None else None
 
     def connection_lost(self) -> list[ProviderEvent]:
         """The connection serving the call is gone (or being replaced): close what it left
