@@ -31,7 +31,6 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import attrs
 
 from omnivoice.audio.format import AudioFormat
 from omnivoice.audio.vad import EnergyVAD
@@ -44,9 +43,8 @@ from omnivoice.errors import (
     RateLimitedError,
     describe_error,
 )
-from omnivoice.net import ConnectError, ConnectionClosed, HandshakeError, WebSocket, connect
+from omnivoice.net import ConnectError, ConnectionClosed, HandshakeError, connect
 from omnivoice.realtime import (
-    AudioSink,
     CallerAudio,
     ConversationItem,
     ConversationLog,
@@ -59,6 +57,8 @@ from omnivoice.realtime import (
     Usage,
 )
 from omnivoice_gemini_live import protocol as p
+from omnivoice_gemini_live.answers import Answers
+from omnivoice_gemini_live.connection import Connection, is_retired, keepalive, set_up
 from omnivoice_gemini_live.errors import (
     GeminiLiveError,
     ResumptionRefusedError,
@@ -66,6 +66,7 @@ from omnivoice_gemini_live.errors import (
     handshake_error,
 )
 from omnivoice_gemini_live.options import Options
+from omnivoice_gemini_live.resumption import Handles
 from omnivoice_gemini_live.tools import Call, FunctionCalls
 from omnivoice_gemini_live.turns import Turns
 
@@ -84,35 +85,6 @@ _MAX_LOG_ITEMS = 1000
 
 _FINAL_ERRORS = (AuthFailedError, ModelUnavailableError, RateLimitedError)
 """Failures that another connection would meet too: they end the call."""
-
-
-@attrs.define(eq=False)
-class _Connection:
-    """One WebSocket connection and what the session knows of it."""
-
-    ws: WebSocket
-    number: int
-    label: str
-    epoch: int
-    """The server session it serves (a fresh session is a new epoch, a resumption not)."""
-    resumed_seq: int | None
-    """For a resumption: the sequence number of the handle it resumed."""
-    opened_at: float
-    leftover: list[p.ServerEvent] = attrs.field(factory=list)
-    """Events that came in the message that completed the setup."""
-    ready: anyio.Event = attrs.field(factory=anyio.Event)
-    """Set once the session took it: its receive loop runs from then on."""
-    sink: AudioSink | None = None
-    alive: bool = True
-    accepts: bool = True
-    """It takes the caller's audio and function answers (not once it is being replaced)."""
-    retired: bool = False
-    """Replaced: whatever it still says is ignored."""
-    close: tuple[int, str] = (1006, "")
-    fatal: OmnivoiceError | None = None
-    go_away_at: float | None = None
-    """When it must be left by (the server said ``goAway``)."""
-    move_reason: str = ""
 
 
 class Session:
@@ -149,21 +121,12 @@ class Session:
         self._caller = CallerAudio(input_format, hold_ms=options.hold_ms)
         self._vad = None if options.automatic_activity_detection else EnergyVAD(input_format)
         self._emit_lock = fast_lock()
-        self._delivery_lock = fast_lock()
-        self._outbox: list[Call] = []
-        self._outbox_limit = 4 * options.max_function_calls
+        self._answers = Answers(self._report, limit=4 * options.max_function_calls)
+        self._handles = Handles()
         self._tasks: anyio.abc.TaskGroup | None = None
-        self._current: _Connection | None = None
+        self._current: Connection | None = None
         self._numbers = 0
         self._epoch = 0
-        self._handle: str | None = None
-        self._handle_seq = 0
-        """Resumable handles received so far (a handle's number is the count at its arrival)."""
-        self._resumable_seq = 0
-        """The number of ``_handle``."""
-        self._handle_fresh = False
-        """A resumable handle came after the last thing the model or the caller did."""
-        self._handle_refused = False
         self._turn_number = 0
         self._moving = False
         self._interrupting = False
@@ -175,7 +138,6 @@ class Session:
         """Connections that resumed the server session."""
         self.fresh_sessions = 0
         """New server sessions opened mid-call with the conversation so far."""
-        self.dropped_answers = 0
 
     # --- the RealtimeSession contract ----------------------------------------------------
 
@@ -241,7 +203,7 @@ class Session:
             "held_caller_audio_bytes": self._caller.held_bytes,
             "refused_function_calls": self._calls.refused,
             "cancelled_function_calls": self._calls.cancelled,
-            "dropped_function_answers": self.dropped_answers,
+            "dropped_function_answers": self._answers.dropped,
         }
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -278,8 +240,9 @@ class Session:
         if self._ended:
             return
         log.error("%s: the call cannot go on: %s", self._name, error)
-        await self.events.emit(ProviderError(error, fatal=True))
-        self._stop()
+        async with self._emit_lock:  # nothing of another step after it
+            await self.events.emit(ProviderError(error, fatal=True))
+            self._stop()
 
     def _is_over(self) -> bool:
         # A method, not the attribute: type checkers take it as unchanged across awaits.
@@ -294,16 +257,29 @@ class Session:
         with anyio.move_on_at(deadline if deadline is not None else float("inf")):
             await changed.wait()
 
-    async def _apply(self, step: Callable[..., Sequence[ProviderEvent]], *args: Any) -> None:
+    async def _apply(
+        self,
+        step: Callable[..., Sequence[ProviderEvent]],
+        *args: Any,
+        source: Connection | None = None,
+    ) -> None:
         """Run one step of the turn state and pass its events on, in order, as one: no
-        other step's events come in between."""
+        other step's events come in between. A step for what ``source`` said is skipped
+        once it is retired (its replacement has taken the call)."""
         async with self._emit_lock:
+            if source is not None and source.retired:
+                return
             for event in step(*args):
                 await self._emit(event)
 
     async def _emit(self, event: ProviderEvent) -> None:
         if not await self.events.emit(event):
             self._stop()  # the consumer is gone: so is the call
+
+    async def _report(self, event: ProviderEvent) -> None:
+        """Pass on one event that belongs to no step of the turns."""
+        async with self._emit_lock:
+            await self._emit(event)
 
     # --- connections ------------------------------------------------------------------------
 
@@ -312,11 +288,13 @@ class Session:
         handle: str | None,
         history: tuple[ConversationItem, ...],
         *,
-        task_status: anyio.abc.TaskStatus[_Connection],
+        task_status: anyio.abc.TaskStatus[Connection],
     ) -> None:
         """Open one connection and set it up (resuming ``handle``, or fresh with
         ``history``), report it, then receive from it until it closes."""
         options = self._options
+        seed_in_setup = bool(history) and self._info.history_seed == "history_config"
+        setup = options.setup(self._config, handle=handle, initial_history=seed_in_setup)
         try:
             async with connect(
                 self._url,
@@ -324,12 +302,29 @@ class Session:
                 open_timeout=options.connect_timeout,
                 close_timeout=_CLOSE_WITHIN_S,
             ) as ws:
-                conn = await self._set_up(ws, handle, history)
+                self._numbers += 1
+                conn = await set_up(
+                    ws,
+                    self._parser,
+                    setup,
+                    history,
+                    within=options.connect_timeout,
+                    number=self._numbers,
+                    epoch=self._epoch if handle is not None else self._epoch + 1,
+                    resumed_seq=self._handles.number if handle is not None else None,
+                )
                 task_status.started(conn)
                 await conn.ready.wait()
                 async with anyio.create_task_group() as tasks:
                     if options.ping_interval:
-                        tasks.start_soon(self._keepalive, conn)
+                        tasks.start_soon(
+                            functools.partial(
+                                keepalive,
+                                conn,
+                                interval=options.ping_interval,
+                                pong_within=options.ping_timeout,
+                            )
+                        )
                     await self._receive(conn)
                     tasks.cancel_scope.cancel()
         except HandshakeError as exc:
@@ -337,59 +332,16 @@ class Session:
         except ConnectError as exc:
             raise ConnectionFailedError(f"cannot reach Gemini Live at {self._url}: {exc}") from exc
 
-    async def _set_up(
-        self, ws: WebSocket, handle: str | None, history: tuple[ConversationItem, ...]
-    ) -> _Connection:
-        """Send ``setup`` (and the history of a fresh session), wait for ``setupComplete``."""
-        seed_in_setup = bool(history) and self._info.history_seed == "history_config"
-        setup = self._options.setup(self._config, handle=handle, initial_history=seed_in_setup)
-        timeout = self._options.connect_timeout
-        try:
-            with anyio.fail_after(timeout):
-                await ws.send(p.setup_message(setup))
-                session_id, leftover = await self._setup_complete(ws)
-                if history:
-                    turns = [(_role(item), item.text) for item in history]
-                    await ws.send(p.client_content(turns, turn_complete=seed_in_setup))
-        except TimeoutError:
-            raise ConnectionFailedError(
-                f"Gemini Live did not complete the setup within {timeout:g} s"
-            ) from None
-        except ConnectionClosed as exc:
-            error = close_error(exc.code, exc.reason)
-            if handle is not None and type(error) is ConnectionFailedError:
-                raise ResumptionRefusedError(f"{error} (resuming a session)") from exc
-            raise error from exc
-        self._numbers += 1
-        number = self._numbers
-        return _Connection(
-            ws,
-            number=number,
-            label=session_id or f"connection-{number}",
-            epoch=self._epoch if handle is not None else self._epoch + 1,
-            resumed_seq=self._resumable_seq if handle is not None else None,
-            opened_at=anyio.current_time(),
-            leftover=leftover,
-        )
-
-    async def _setup_complete(self, ws: WebSocket) -> tuple[str | None, list[p.ServerEvent]]:
-        while True:
-            events = self._parser.parse(await ws.receive())
-            for index, event in enumerate(events):
-                if isinstance(event, p.SetupComplete):
-                    return event.session_id, events[index + 1 :]
-                log.debug("%s: %r before setupComplete, ignored", self._name, event)
-
-    async def _take(self, conn: _Connection, *, previous: _Connection | None, reason: str) -> None:
+    async def _take(self, conn: Connection, *, previous: Connection | None, reason: str) -> None:
         """Make ``conn`` serve the call: the answers that waited first, then the caller's
         audio held meanwhile, then its receive loop runs."""
-        async with self._delivery_lock:
+        async with self._answers.lock:
             self._current = conn
-            if conn.resumed_seq is None:
+            if not conn.resumed:
                 if previous is not None:
                     self.fresh_sessions += 1
                 self._epoch = conn.epoch
-                self._handle, self._handle_refused, self._handle_fresh = None, False, False
+                self._handles.forget()
             else:
                 self.resumptions += 1
             if previous is not None:
@@ -400,17 +352,14 @@ class Session:
                     reason=f"{reason} ({how})",
                 )
                 log.info("%s -> %s: %s", switch.previous, switch.current, switch.reason)
-                async with self._emit_lock:
-                    await self._emit(switch)
-            waiting, self._outbox = self._outbox, []
-            if waiting:
-                await self._send_answers(conn, waiting)
+                await self._report(switch)
+            await self._answers.flush(conn)
         conn.sink = functools.partial(self._send_audio, conn)
         await self._caller.attach(conn.sink, before=functools.partial(self._resume_activity, conn))
         conn.ready.set()
         self._changed()
 
-    async def _receive(self, conn: _Connection) -> None:
+    async def _receive(self, conn: Connection) -> None:
         """The receive loop: the only reader of this connection."""
         try:
             for event in conn.leftover:
@@ -418,7 +367,7 @@ class Session:
             while not conn.retired:
                 message = await conn.ws.receive()
                 for event in self._parser.parse(message):
-                    if _retired(conn):
+                    if is_retired(conn):
                         break
                     await self._on_event(conn, event)
         except ConnectionClosed as exc:
@@ -429,25 +378,7 @@ class Session:
         conn.alive = conn.accepts = False
         await self._lost(conn)
 
-    async def _keepalive(self, conn: _Connection) -> None:
-        """Ping now and then; a connection that answers no ping for ``ping_timeout``
-        seconds is dead (a silent network failure) and is cut, so the call moves on. The
-        timeout is generous: the service has been seen to take many seconds to answer."""
-        interval, timeout = self._options.ping_interval, self._options.ping_timeout
-        assert interval is not None
-        while not _retired(conn):
-            await anyio.sleep(interval)
-            with anyio.move_on_after(timeout) as waiting:
-                try:
-                    await conn.ws.ping()
-                except ConnectionClosed:
-                    return  # the receive loop sees it
-            if waiting.cancelled_caught:
-                log.warning("%s: %s answered no ping in %g s: cut", self._name, conn.label, timeout)
-                await conn.ws.abort()
-                return
-
-    async def _lost(self, conn: _Connection) -> None:
+    async def _lost(self, conn: Connection) -> None:
         """A connection closed: move the call to a new one, end it, or fail it."""
         self._changed()
         if conn.retired or conn is not self._current or self._ended:
@@ -478,20 +409,20 @@ class Session:
 
     # --- moving to a new connection ------------------------------------------------------------
 
-    def _start_move(self, conn: _Connection) -> None:
+    def _start_move(self, conn: Connection) -> None:
         if self._moving or self._ended or self._tasks is None:
             self._changed()  # a move in progress sees the news
             return
         self._moving = True
         self._tasks.start_soon(self._move, conn)
 
-    async def _move(self, old: _Connection) -> None:
+    async def _move(self, old: Connection) -> None:
         try:
             if old.alive and old.go_away_at is not None:
                 await self._turn_boundary(old, old.go_away_at)
             if self._is_over():
                 return
-            async with self._delivery_lock:
+            async with self._answers.lock:
                 old.accepts = False  # its answers and audio wait for the next one
             if old.sink is not None:
                 self._caller.detach(old.sink)
@@ -517,7 +448,7 @@ class Session:
             ):
                 self._start_move(current)  # news of the new one while this move ran
 
-    async def _turn_boundary(self, conn: _Connection, deadline: float) -> None:
+    async def _turn_boundary(self, conn: Connection, deadline: float) -> None:
         """Until a turn boundary (nobody speaks, the model waits for no answer, the latest
         handle covers everything said), ``conn`` is lost, or ``deadline`` passes."""
         while conn.alive and not self._is_over() and anyio.current_time() < deadline:
@@ -525,12 +456,12 @@ class Session:
                 self._turns.idle
                 and not self._turns.speaking
                 and not self._calls.blocking_running
-                and (self._handle is None or self._handle_fresh)
+                and (self._handles.handle is None or self._handles.fresh)
             ):
                 return
             await self._wait_change(deadline)
 
-    async def _replacement(self) -> _Connection:
+    async def _replacement(self) -> Connection:
         """A new connection: the session resumed if it can be, else a fresh session with
         the conversation so far; a few attempts, then the last failure."""
         assert self._tasks is not None
@@ -538,12 +469,13 @@ class Session:
         for delay in _RECONNECT_DELAYS:
             if delay:
                 await anyio.sleep(delay)
-            if self._handle is not None and not self._handle_refused:
+            handle = self._handles.usable
+            if handle is not None:
                 try:
-                    conn: _Connection = await self._tasks.start(self._connection, self._handle, ())
+                    conn: Connection = await self._tasks.start(self._connection, handle, ())
                 except ResumptionRefusedError as exc:
                     log.warning("%s: %s: starting a new session", self._name, exc)
-                    self._handle_refused = True
+                    self._handles.refused = True
                     failure = exc
                 except _FINAL_ERRORS:
                     raise
@@ -585,7 +517,7 @@ class Session:
                 await self._wait_change()
         await self._finish()
 
-    async def _send_audio(self, conn: _Connection, chunk: bytes) -> bool:
+    async def _send_audio(self, conn: Connection, chunk: bytes) -> bool:
         """The sink of ``conn``: ``False`` once it takes no more (being replaced, closed):
         the chunk is then held for the next connection."""
         if not conn.accepts:
@@ -605,59 +537,57 @@ class Session:
             return False
         return True
 
-    async def _resume_activity(self, conn: _Connection) -> None:
+    async def _resume_activity(self, conn: Connection) -> None:
         """A new connection while the caller speaks (client-marked activity): say so first."""
         if self._vad is not None and self._vad.speaking:
             await self._send(conn, p.activity_start())
 
     # --- server events ---------------------------------------------------------------------
 
-    async def _on_event(self, conn: _Connection, event: p.ServerEvent) -> None:
+    async def _on_event(self, conn: Connection, event: p.ServerEvent) -> None:
         turns = self._turns
         if type(event) is p.ModelAudio:
-            self._handle_fresh = False
-            await self._apply(turns.audio, event.audio)
+            self._handles.activity()
+            await self._apply(turns.audio, event.audio, source=conn)
         elif type(event) is p.OutputTranscription:
-            await self._apply(turns.output_text, event.text, event.finished)
+            await self._apply(turns.output_text, event.text, event.finished, source=conn)
         elif type(event) is p.InputTranscription:
-            self._handle_fresh = False
-            await self._apply(turns.input_text, event.text, event.finished)
+            self._handles.activity()
+            await self._apply(turns.input_text, event.text, event.finished, source=conn)
         elif isinstance(event, p.GenerationComplete):
-            await self._apply(turns.generation_complete)
+            await self._apply(turns.generation_complete, source=conn)
             self._changed()
         elif isinstance(event, p.TurnComplete):
-            await self._apply(turns.turn_complete)
+            await self._apply(turns.turn_complete, source=conn)
             self._turn_number += 1
             self._changed()
         elif isinstance(event, p.Interrupted):
-            await self._apply(turns.interrupted)
+            await self._apply(turns.interrupted, source=conn)
             self._changed()
         elif isinstance(event, p.VoiceActivity):
-            await self._apply(turns.voice_activity, event.start)
+            await self._apply(turns.voice_activity, event.start, source=conn)
             self._changed()
         elif isinstance(event, p.ToolCall):
-            self._handle_fresh = False
-            await self._apply(self._tool_call, conn, event)
+            self._handles.activity()
+            await self._apply(self._tool_call, conn, event, source=conn)
         elif isinstance(event, p.ToolCallCancellation):
             report = self._calls.cancel_from_server(event.call_ids)
             if report is not None:
-                async with self._emit_lock:
-                    await self._emit(report)
+                await self._report(report)
             self._changed()
         elif isinstance(event, p.ResumptionUpdate):
-            self._on_resumption(event)
+            self._handles.update(event)
+            self._changed()
         elif isinstance(event, p.GoAway):
             self._on_go_away(conn, event)
         elif isinstance(event, p.Usage):
-            async with self._emit_lock:
-                await self._emit(Usage(event.input_tokens, event.output_tokens, event.details))
+            await self._report(Usage(event.input_tokens, event.output_tokens, event.details))
         elif isinstance(event, p.Malformed):
             error = GeminiLiveError(f"Gemini Live sent a malformed message: {event.detail}")
-            async with self._emit_lock:
-                await self._emit(ProviderError(error, fatal=False))
+            await self._report(ProviderError(error, fatal=False))
         # A second setupComplete needs nothing.
 
-    def _tool_call(self, conn: _Connection, event: p.ToolCall) -> list[ProviderEvent]:
+    def _tool_call(self, conn: Connection, event: p.ToolCall) -> list[ProviderEvent]:
         assert self._tasks is not None
         events: list[ProviderEvent] = list(self._turns.tool_call())
         events += self._calls.start(
@@ -667,21 +597,11 @@ class Session:
             turn=self._turn_number,
             origin=conn,
             epoch=conn.epoch,
-            seq=self._handle_seq,
+            seq=self._handles.issued,
         )
         return events
 
-    def _on_resumption(self, event: p.ResumptionUpdate) -> None:
-        if event.resumable and event.handle:
-            self._handle_seq += 1
-            self._handle, self._resumable_seq = event.handle, self._handle_seq
-            self._handle_refused = False
-            self._handle_fresh = True
-        else:
-            self._handle_fresh = False  # a point the service cannot resume from
-        self._changed()
-
-    def _on_go_away(self, conn: _Connection, event: p.GoAway) -> None:
+    def _on_go_away(self, conn: Connection, event: p.GoAway) -> None:
         left = event.time_left if event.time_left is not None else 0.0
         conn.go_away_at = anyio.current_time() + max(0.0, left - self._options.go_away_margin)
         conn.move_reason = f"goAway ({left:g} s left on the connection)"
@@ -693,68 +613,15 @@ class Session:
     async def _deliver(self, calls: list[Call]) -> None:
         """Answers of finished calls: to the connection serving the call, or, while none
         can take them, to the outbox (sent on the next one)."""
-        async with self._delivery_lock:
-            conn = self._current
-            if conn is None or not conn.accepts:
-                await self._hold_answers(calls)
-                return
-            await self._send_answers(conn, calls)
+        async with self._answers.lock:
+            await self._answers.deliver(self._current, calls)
         self._changed()
-
-    async def _send_answers(self, conn: _Connection, calls: list[Call]) -> None:
-        """As one ``toolResponse`` where the server session knows the calls; as words for
-        the model where it does not (a fresh session, a call the server cancelled)."""
-        direct = [c for c in calls if self._knows(conn, c) and not c.cancelled_by_server]
-        notes = [c for c in calls if c not in direct]
-        try:
-            if direct:
-                results = [c.result for c in direct if c.result is not None]
-                await conn.ws.send(p.tool_response(results))
-                direct = []
-            while notes:
-                await conn.ws.send(p.realtime_text(notes[0].note()))
-                notes.pop(0)
-        except ConnectionClosed:
-            conn.accepts = False
-            await self._hold_answers(direct + notes)
-
-    async def _hold_answers(self, calls: list[Call]) -> None:
-        """Keep answers for the next connection: bounded, the oldest dropped and reported."""
-        self._outbox.extend(calls)
-        excess = len(self._outbox) - self._outbox_limit
-        if excess <= 0:
-            return
-        dropped, self._outbox = self._outbox[:excess], self._outbox[excess:]
-        self.dropped_answers += len(dropped)
-        names = ", ".join(c.name for c in dropped)
-        error = GeminiLiveError(
-            f"{excess} function answer(s) dropped ({names}): no connection took them"
-        )
-        log.error("%s: %s", self._name, error)
-        async with self._emit_lock:
-            await self._emit(ProviderError(error, fatal=False))
-
-    def _knows(self, conn: _Connection, call: Call) -> bool:
-        """The server session behind ``conn`` has the call (it arrived there, or the
-        session was resumed from a handle issued after it)."""
-        if call.epoch != conn.epoch:
-            return False
-        return call.origin is conn or (conn.resumed_seq is not None and conn.resumed_seq > call.seq)
 
     # --- helpers -----------------------------------------------------------------------------
 
-    async def _send(self, conn: _Connection, message: str) -> None:
+    async def _send(self, conn: Connection, message: str) -> None:
         with contextlib.suppress(ConnectionClosed):  # its receive loop acts on the close
             await conn.ws.send(message)
-
-
-def _role(item: ConversationItem) -> p.Role:
-    return "user" if item.role == "user" else "model"
-
-
-def _retired(conn: _Connection) -> bool:
-    # A function, not the attribute: type checkers take it as unchanged across awaits.
-    return conn.retired
 
 
 def _declared(config: ProcessConfig, name: str) -> bool:
