@@ -14,6 +14,7 @@ from support.fake_gemini import FakeCall, FakeGemini, open_session
 from omnivoice.errors import AuthFailedError, ConnectionFailedError
 from omnivoice.realtime import (
     AudioChunk,
+    Client,
     FunctionCall,
     FunctionDeclaration,
     HeardResponse,
@@ -271,3 +272,29 @@ async def test_answers_pending_at_a_move_are_delivered_on_the_new_connection(
     # a toolResponse it would refuse.
     assert unknown not in second.answers
     assert second.texts == ['[The function lookup_order returned: {"order": "B-2"}]']
+
+
+async def test_the_fallback_client_takes_the_call_when_gemini_cannot(fake: FakeGemini) -> None:
+    async with FakeGemini() as backup_service:
+        backup = Provider("test", url=backup_service.url)
+        backup.name = "gemini-backup"
+        client = Client(Provider("test", url=fake.url), backup)
+        with anyio.fail_after(20):
+            async with open_session(client) as probe:
+                first = await fake.connection(0)
+                await first.input_transcription("Hello?", finished=True)
+                await first.respond(audio=b"\x01\x00" * 480, transcript="Hi.")
+                await probe.wait_for(Transcript, lambda t: t.text == "Hi." and t.is_final)
+                fake.reject(503, "Service unavailable")
+                await first.abort()
+                switched = await probe.wait_for(
+                    ProviderSwitched, lambda s: s.current == "gemini-backup"
+                )
+                other = await backup_service.connection(0)
+    assert switched.previous == "gemini-live"
+    assert "HTTP 503" in switched.reason
+    assert not any(isinstance(e, ProviderError) and e.fatal for e in probe.events)
+    # The fallback session is given the conversation so far.
+    (content,) = other.of_kind("clientContent")
+    assert [t["parts"][0]["text"] for t in content["turns"]] == ["Hello?", "Hi."]
+    assert backup_service.violations == []
