@@ -25,7 +25,7 @@ from omnivoice.realtime.types import (
 )
 from omnivoice.registration import Capability, Kind
 from omnivoice.telephony.events import Start
-from omnivoice_openai_realtime import FORMATS, OpenAIRealtimeError, Provider
+from omnivoice_openai_realtime import FORMATS, OpenAIRealtimeError, OpenAIRealtimeProvider, Provider
 
 pytestmark = pytest.mark.anyio
 
@@ -365,3 +365,18 @@ async def test_a_gateway_config_names_it(fake: FakeOpenAI) -> None:
     assert session["instructions"] == "You are the front desk."
     assert session["audio"]["output"]["voice"] == "marin"
     assert session["audio"]["input"]["turn_detection"]["type"] == "semantic_vad"
+
+
+async def test_the_seeds_call_shape_opens_a_session_in_the_preferred_formats(
+    fake: FakeOpenAI,
+) -> None:
+    provider = OpenAIRealtimeProvider(api_key="test", url=fake.url)
+    assert Provider is OpenAIRealtimeProvider
+    tx, rx = anyio.create_memory_object_stream[bytes](4)
+    with tx, rx, anyio.fail_after(5):
+        config = ProcessConfig(instructions="You are the front desk.")
+        async with provider.process_audio_stream(rx, config):  # no formats: mu-law both ways
+            conn = await fake.connection(0)
+    assert conn.updates[0]["audio"]["input"]["format"] == {"type": "audio/pcmu"}
+    assert conn.updates[0]["audio"]["output"]["format"] == {"type": "audio/pcmu"}
+    assert conn.updates[0]["instructions"] == "You are the front desk."

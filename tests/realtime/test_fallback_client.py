@@ -25,12 +25,13 @@ from omnivoice.gateway.bridge import RealtimeBridge
 from omnivoice.gateway.events import Event, EventType
 from omnivoice.realtime import (
     AudioChunk,
+    Capability,
     ConversationItem,
     FunctionDeclaration,
     ProcessConfig,
     Transcript,
 )
-from omnivoice.realtime.client import Client, FallbackSession
+from omnivoice.realtime.client import Client, FallbackProvider, FallbackSession
 from omnivoice.realtime.provider import ProviderError, ProviderEvent, ProviderSwitched
 from omnivoice.testing import ScriptedProvider, ScriptedSession
 
@@ -157,6 +158,36 @@ def test_it_presents_the_primary() -> None:
     assert client.name == "openai"
     assert (client.accepts, client.produces) == ((OPENAI, TWILIO), (OPENAI,))
     assert Client(primary, name="resilient").name == "resilient"
+
+
+def test_it_declares_what_every_provider_can_do() -> None:
+    both = Capability.SPEECH_EVENTS | Capability.INTERRUPTION
+    primary = ScriptedProvider("a", capabilities=both | Capability.HISTORY)
+    client = Client(primary, ScriptedProvider("b", capabilities=both))
+    assert client.capabilities == both
+    assert FallbackProvider is Client
+
+
+async def test_it_opens_in_the_primarys_formats_without_format_arguments() -> None:
+    a = ScriptedProvider("a", accepts=[OPENAI, TWILIO], produces=[OPENAI])
+    tx, rx = anyio.create_memory_object_stream[bytes](4)
+    with tx, rx, anyio.fail_after(5):
+        async with Client(a).process_audio_stream(rx, CONFIG):  # the seed's call shape
+            (session,) = a.sessions
+            assert (session.input_format, session.output_format) == (OPENAI, OPENAI)
+
+
+async def test_a_provider_that_takes_no_history_takes_over_afresh() -> None:
+    a = ScriptedProvider("a")
+    b = ScriptedProvider("b", capabilities=Capability.SPEECH_EVENTS | Capability.INTERRUPTION)
+    async with call(Client(a, b, reconnect_same=0)) as c:
+        a.sessions[0].emit(
+            Transcript("Where is my order?", is_input=True, is_final=True),
+            SessionClosedError("socket closed"),
+        )
+        await c.next(2)
+        (second,) = b.sessions
+        assert second.config == CONFIG  # no history: it could not have used it
 
 
 def test_bad_options_are_refused() -> None:

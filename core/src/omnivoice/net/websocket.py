@@ -35,7 +35,7 @@ from anyio.streams.tls import TLSListener, TLSStream
 from websockets.client import ClientProtocol
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidHeaderValue, InvalidStatus, InvalidURI, ProtocolError
-from websockets.frames import BINARY, CONT, PONG, TEXT, CloseCode, Frame
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import Event, Protocol, State
 from websockets.server import ServerProtocol
@@ -165,6 +165,8 @@ class WebSocket:
         self._send_lock = fast_lock()
         # Whoever holds the read lock reads the network on behalf of every waiter.
         self._read_lock = fast_lock()
+        self._eof = False
+        """The network stream has ended (the protocol has been told so)."""
         self._messages: deque[str | bytes] = deque()
         self._fragments: list[bytes | bytearray | memoryview] = []
         self._fragments_are_text = False
@@ -297,7 +299,7 @@ class WebSocket:
     # -- the event pump, shared by both sides and the handshakes --
 
     def _is_closed(self) -> bool:
-        return self._protocol.state is State.CLOSED
+        return self._eof or self._protocol.state is State.CLOSED
 
     def _has_message(self) -> bool:
         return bool(self._messages)
@@ -318,6 +320,8 @@ class WebSocket:
         protocol = self._protocol
         data = await self._receive_chunk()
         if data is None:
+            # The stream is over: nothing may be fed to the protocol after this.
+            self._eof = True
             protocol.receive_eof()
         else:
             protocol.receive_data(data)
@@ -350,23 +354,23 @@ class WebSocket:
                     self._handshake_request = event
                 continue
             opcode = event.opcode
-            if opcode is TEXT or opcode is BINARY:
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
                 if event.fin:
                     data: bytes | bytearray | memoryview = event.data
                 else:
                     # The protocol guarantees continuation frames follow until FIN.
                     self._fragments.append(event.data)
-                    self._fragments_are_text = opcode is TEXT
+                    self._fragments_are_text = opcode is Opcode.TEXT
                     continue
-                is_text = opcode is TEXT
-            elif opcode is CONT:
+                is_text = opcode is Opcode.TEXT
+            elif opcode is Opcode.CONT:
                 self._fragments.append(event.data)
                 if not event.fin:
                     continue
                 data = b"".join(self._fragments)
                 self._fragments.clear()
                 is_text = self._fragments_are_text
-            elif opcode is PONG:
+            elif opcode is Opcode.PONG:
                 self._acknowledge_pings(bytes(event.data))
                 continue
             else:

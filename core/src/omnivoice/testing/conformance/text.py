@@ -165,16 +165,22 @@ class SpeechToTextConformance:
         audio, _ = driver.speech(fmt)
         tx, rx = anyio.create_memory_object_stream[bytes](16)
         speaking = False
+        half, step = len(audio) // 2, fmt.bytes_per_frame(20)
         with tx, rx, anyio.fail_after(driver.timeout):
-            async with driver.stt.transcribe(rx, audio_format=fmt) as stream:
-                half = len(audio) // 2
-                step = fmt.bytes_per_frame(20)
-                for start in range(0, half, step):
-                    await tx.send(audio[start : min(start + step, half)])
-                await driver.stt.finalize(stream)  # the pipeline ended the turn itself
-                await driver.stt.finalize(stream)  # twice is no error either
-                tx.close()
-                async for event in stream:
+            async with (
+                driver.stt.transcribe(rx, audio_format=fmt) as stream,
+                anyio.create_task_group() as tasks,
+            ):
+
+                async def feed() -> None:
+                    with tx:
+                        for start in range(0, half, step):
+                            await tx.send(audio[start : min(start + step, half)])
+                        await driver.stt.finalize(stream)  # the pipeline ended the turn itself
+                        await driver.stt.finalize(stream)  # twice is no error either
+
+                tasks.start_soon(feed)
+                async for event in stream:  # read as it comes: nothing is held back
                     speaking = check_stt_event(event, speaking=speaking)
 
     async def test_a_failed_start_raises_a_typed_error(self, driver: STTDriver) -> None:
