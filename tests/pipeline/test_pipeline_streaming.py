@@ -23,7 +23,7 @@ from omnivoice.audio import TWILIO
 from omnivoice.errors import AuthFailedError
 from omnivoice.gateway import RealtimeBridge
 from omnivoice.gateway.events import EventType
-from omnivoice.pipeline import Flush, Message, TextDelta, TextPipeline, ToolCall
+from omnivoice.pipeline import EagerEndOfTurn, Flush, Message, TextDelta, TextPipeline, ToolCall
 from omnivoice.realtime import (
     AudioChunk,
     FunctionDeclaration,
@@ -267,3 +267,17 @@ async def test_untimed_streaming_estimates_what_was_heard_over_the_response() ->
     pieces = [text for text, final in agent_text(call) if not final]
     assert "".join(pieces).split() == ["aaaa", "bbbb", "cccc", "dddd"]
     assert llm.requests[1].messages[1] == Message("assistant", "aaaa bbbb")
+
+
+async def test_a_speculative_answer_reaches_the_synthesis_only_once_confirmed() -> None:
+    stt, llm, tts = FakeSTT(), FakeLLM("It shipped yesterday."), FakeStreamingTTS()
+    async with pipeline_call(pipeline(llm, tts, stt)) as call:
+        stt.stream.emit(SpeechStarted(), EagerEndOfTurn("where is it"))
+        with anyio.fail_after(5):
+            await llm.wait_for_requests(1)
+            await anyio.wait_all_tasks_blocked()
+        assert tts.call.responses == []  # written, not spoken: nothing sent to the vendor
+        stt.stream.emit(Transcript("where is it", is_input=True, is_final=True), SpeechStopped())
+        await call.wait_for(AudioChunk, lambda c: c.is_final)
+    (spoken,) = tts.call.responses
+    assert [w.text for w in spoken.words] == ["It", "shipped", "yesterday."]

@@ -100,6 +100,11 @@ class Speech(abc.ABC):
         """No more text: :meth:`run` ends once what was written is said."""
 
     @abc.abstractmethod
+    def discard(self) -> None:
+        """The response is over: what is still queued is dropped (whether or not
+        :meth:`run` ever started)."""
+
+    @abc.abstractmethod
     async def run(self, say: Say) -> bytes:
         """Synthesise until the text ends, handing the audio to ``say``; return the
         converter's last audio (for the response's final chunk). A failure of the
@@ -185,6 +190,10 @@ class SentenceSpeech(Speech):
 
     def close(self) -> None:
         self._tx.close()
+
+    def discard(self) -> None:
+        self._tx.close()
+        self._rx.close()
 
     async def _put(self, round_index: int, text: str) -> None:
         sentence = _Sentence(text, round_index)
@@ -283,6 +292,10 @@ class StreamingSpeech(Speech):
 
     def close(self) -> None:
         self._tx.close()
+
+    def discard(self) -> None:
+        self._tx.close()
+        self._rx.close()
 
     async def run(self, say: Say) -> bytes:
         with self._rx:

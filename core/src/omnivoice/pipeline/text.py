@@ -839,6 +839,8 @@ class _TextSession:
             if not response.withdrawn:
                 await self._finish(response)
         finally:
+            if response.speech is not None:
+                response.speech.discard()
             response.done.set()
             self._trace(response)
 
