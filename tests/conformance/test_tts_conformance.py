@@ -1,5 +1,6 @@
-"""The text-to-speech conformance suite, run against the local eSpeak NG synthesiser (which
-speaks a sentence at a time) and the scripted one that takes streamed text."""
+"""The text-to-speech conformance suite's streamed-text tests, run against the scripted
+synthesiser that takes streamed text (the local eSpeak NG one, which speaks a sentence at
+a time, runs the suite in tests/local)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,6 @@ from support.fake_pipeline import FakeStreamingTTS
 
 from omnivoice.errors import AuthFailedError
 from omnivoice.testing import TextToSpeechConformance, TTSDriver
-from omnivoice_local import LocalTTS
-
-
-class TestLocalTTS(TextToSpeechConformance):
-    @pytest.fixture
-    def driver(self) -> TTSDriver:
-        return TTSDriver(LocalTTS())
 
 
 class _FakeDriver(TTSDriver):
