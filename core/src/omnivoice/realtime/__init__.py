@@ -40,6 +40,7 @@ from omnivoice.realtime.types import (
     HeardResponse,
     ProcessConfig,
     Transcript,
+    with_extensions,
 )
 from omnivoice.registration import Capability
 
@@ -83,4 +84,5 @@ __all__ = [
     "must_complete",
     "run_function_call",
     "serve_session",
+    "with_extensions",
 ]
