@@ -21,18 +21,20 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = ["twilio", "telnyx", "openai_realtime"]
 TESTS = [
+    # What the floors matter to: the audio engine (numpy, scipy), the plugin registry
+    # (pluggy), the session kit and the bridge (anyio), the WebSocket layer (websockets),
+    # and the conformance suites over them.
     "tests/audio",
     "tests/core/test_plugins.py",
-    "tests/net",
-    "tests/realtime",
+    "tests/net/test_websocket_client.py",
+    "tests/realtime/test_session_kit.py",
+    "tests/realtime/test_caller_audio.py",
+    "tests/realtime/test_fallback_client.py",
     "tests/gateway/test_bridge.py",
     "tests/gateway/test_call.py",
-    "tests/gateway/test_playout.py",
-    "tests/telephony",
-    "tests/twilio",
-    "tests/telnyx",
-    "tests/openai_realtime",
     "tests/conformance",
+    "tests/openai_realtime/test_openai_conformance.py",
+    "tests/telephony/test_transport_conformance.py",
 ]
 
 
@@ -88,5 +90,6 @@ def test_the_core_passes_its_tests_with_the_lowest_allowed_versions(
         capture_output=True,
         text=True,
         env=_clean_env(),
+        timeout=900,  # bounded: a hang with old versions fails here instead of hanging CI
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]

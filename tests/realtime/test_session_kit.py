@@ -140,7 +140,7 @@ async def test_an_uncontended_fast_lock_is_no_trip_through_the_event_loop() -> N
         tasks.start_soon(other)
         async with lock:  # free: taken at once, the other task does not get to run
             assert ran == []
-        await anyio.lowlevel.checkpoint()
+        await anyio.wait_all_tasks_blocked()  # a real wait: now it has run
         assert ran == ["other"]
     assert not lock.locked()
 

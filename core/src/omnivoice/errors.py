@@ -7,6 +7,9 @@ anything the framework raises on purpose. The realtime family is re-exported fro
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+
 __all__ = [
     "AuthFailedError",
     "CarrierAPIError",
@@ -20,6 +23,8 @@ __all__ = [
     "SessionClosedError",
     "UnsupportedFormatError",
     "describe_error",
+    "error_message",
+    "refusal",
     "unwrap_error",
 ]
 
@@ -112,3 +117,39 @@ def describe_error(error: BaseException) -> str:
     error = unwrap_error(error)
     message = str(error)
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+_REFUSALS: Mapping[int, type[ConnectionFailedError]] = {
+    401: AuthFailedError,
+    403: AuthFailedError,
+    404: ModelUnavailableError,
+    429: RateLimitedError,
+}
+
+
+def refusal(
+    vendor: str, status: int, detail: str = "", *, hints: Mapping[int, str] | None = None
+) -> ConnectionFailedError:
+    """The typed error for a vendor that answered a connection with HTTP ``status``:
+    401 or 403 :class:`AuthFailedError`, 404 :class:`ModelUnavailableError`, 429
+    :class:`RateLimitedError`, anything else :class:`ConnectionFailedError`. ``detail`` is
+    what the vendor said; ``hints`` adds advice for a status (``{401: "check ACME_KEY"}``)."""
+    text = f"{vendor} refused the connection: HTTP {status}"
+    if detail:
+        text += f": {detail}"
+    hint = (hints or {}).get(status)
+    if hint:
+        text += f" ({hint})"
+    return _REFUSALS.get(status, ConnectionFailedError)(text)
+
+
+def error_message(body: str) -> str:
+    """The message of a JSON error body (``{"error": {"message": ...}}``, as OpenAI and
+    Google send it), else the body's first 200 characters, on one line."""
+    try:
+        message = json.loads(body)["error"]["message"]
+        if isinstance(message, str):
+            return message
+    except (ValueError, KeyError, TypeError):
+        pass
+    return " ".join(body.split())[:200]

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 import attrs
 
+from omnivoice.realtime.conversation import heard_part  # where it lives now: below the gateway
+
 __all__ = ["Turn", "heard_part"]
 
 
@@ -30,26 +32,3 @@ class Turn:
             for key in ("interrupted", "heard_text", "heard_ms"):
                 document.pop(key)
         return document
-
-
-def heard_part(text: str, heard_ms: int, total_ms: int) -> str:
-    """The words of ``text`` spoken in the first ``heard_ms`` of ``total_ms`` of audio.
-
-    Without word timings from the provider, speech is taken to run at an even pace over
-    the response's audio; a word counts as heard once its midpoint has played.
-    """
-    words = text.split()
-    if not words or total_ms <= 0 or heard_ms <= 0:
-        return ""
-    if heard_ms >= total_ms:
-        return text
-    weights = [len(word) + 1 for word in words]
-    budget = sum(weights) * heard_ms / total_ms
-    heard: list[str] = []
-    spent = 0.0
-    for word, weight in zip(words, weights, strict=True):
-        if spent + weight / 2 > budget:
-            break
-        heard.append(word)
-        spent += weight
-    return " ".join(heard)

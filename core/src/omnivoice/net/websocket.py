@@ -286,7 +286,7 @@ class WebSocket:
         assert self._close_deadline is not None
         try:
             # Bounded as a whole: even the write may wait on a peer that stopped reading.
-            with anyio.move_on_at(self._close_deadline):
+            with anyio.CancelScope(deadline=self._close_deadline):
                 await self._flush()
                 await self._pump_until(self._is_closed)
         finally:
@@ -319,6 +319,8 @@ class WebSocket:
         """Read one chunk, feed it to the protocol, act on its events and write its output."""
         protocol = self._protocol
         data = await self._receive_chunk()
+        if self._eof:
+            return  # the stream was closed while this read waited (by a failed write)
         if data is None:
             # The stream is over: nothing may be fed to the protocol after this.
             self._eof = True
@@ -338,7 +340,7 @@ class WebSocket:
         try:
             if self._close_deadline is None:
                 return await self._stream.receive(_READ_SIZE)
-            with anyio.move_on_at(self._close_deadline):
+            with anyio.CancelScope(deadline=self._close_deadline):
                 return await self._stream.receive(_READ_SIZE)
             return None
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -427,10 +429,16 @@ class WebSocket:
         # An end of stream moves the protocol to CLOSED, keeping whatever close frames
         # were exchanged. It comes first so that tasks running during the await below
         # already see the connection as closed.
+        self._eof = True
         self._protocol.receive_eof()
         if not self._stream_closed:
             self._stream_closed = True
-            await anyio.aclose_forcefully(self._stream)
+            try:
+                await anyio.aclose_forcefully(self._stream)
+            except (OSError, ssl.SSLError, anyio.BrokenResourceError) as exc:
+                # A TLS stream broken mid-record cannot say goodbye (anyio before 4.16
+                # still tries): it is being dropped either way.
+                _logger.debug("closing the byte stream failed: %r", exc)
 
     def _start_close_timer(self) -> None:
         if self._close_deadline is None:

@@ -41,6 +41,7 @@ from omnivoice.realtime.types import (
     ProcessConfig,
     Transcript,
     WordTiming,
+    with_extensions,
 )
 from omnivoice.registration import Capability
 
@@ -86,4 +87,5 @@ __all__ = [
     "must_complete",
     "run_function_call",
     "serve_session",
+    "with_extensions",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeVar
 
 import attrs
 
@@ -16,7 +16,10 @@ __all__ = [
     "ProcessConfig",
     "Transcript",
     "WordTiming",
+    "with_extensions",
 ]
+
+T = TypeVar("T", bound=attrs.AttrsInstance)
 
 FunctionCallHandler: TypeAlias = Callable[[str, str, Mapping[str, Any]], Any | Awaitable[Any]]
 """``handler(call_id, name, arguments)``, plain or async; returns any JSON value."""
@@ -133,3 +136,12 @@ class Transcript:
     """True for the caller's speech, False for the agent's."""
     is_final: bool = False
     """False for a partial (delta) transcript, True for a turn's complete text."""
+
+
+def with_extensions(options: T, config: ProcessConfig) -> T:
+    """A provider's settings (an attrs instance) for one call: the fields that
+    ``config.extensions`` names replaced by its values. Keys that are not fields are
+    ignored, so that one configuration can serve several providers."""
+    names = {field.name for field in attrs.fields(type(options))}
+    overrides = {k: v for k, v in config.extensions.items() if k in names}
+    return attrs.evolve(options, **overrides) if overrides else options  # type: ignore[misc]

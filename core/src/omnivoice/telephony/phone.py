@@ -133,6 +133,15 @@ class SimulatedPhone:
         return self.report
 
     async def _talk_then_hang_up(self, ws: WebSocket, call: anyio.CancelScope) -> None:
+        try:
+            await self._talk(ws)
+        except ConnectionClosed:
+            return  # the gateway ended the call first: the listener has its close
+        await anyio.sleep(self.hangup_timeout_s)
+        call.cancel()
+
+    async def _talk(self, ws: WebSocket) -> None:
+        """Say what the caller says, linger, then send ``stop``."""
         if isinstance(self.audio, bytes):
             for index, frame in enumerate(self._frames(self.audio)):
                 await self._send(ws, frame, index < len(self.voiced) and self.voiced[index])
@@ -149,9 +158,8 @@ class SimulatedPhone:
         for _ in range(round(self.linger_s / _FRAME_S)):
             await self._send(ws, self._silence, voiced=False)
         await ws.send(self.side.stop())
-        # The gateway closes the stream once the call is over; give it a few seconds.
-        await anyio.sleep(self.hangup_timeout_s)
-        call.cancel()
+        # The gateway closes the stream once the call is over: the caller gives it
+        # hangup_timeout_s (above).
 
     def _frames(self, audio: bytes) -> list[bytes]:
         step = self.frame_bytes

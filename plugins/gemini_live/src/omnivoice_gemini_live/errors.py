@@ -11,14 +11,14 @@ JSON error event), or by refusing the upgrade with an HTTP status. :func:`close_
 
 from __future__ import annotations
 
-import json
-
 from omnivoice.errors import (
     AuthFailedError,
     ConnectionFailedError,
     ModelUnavailableError,
     OmnivoiceError,
     RateLimitedError,
+    error_message,
+    refusal,
 )
 
 __all__ = [
@@ -79,26 +79,9 @@ def close_error(code: int, reason: str) -> ConnectionFailedError:
 
 def handshake_error(status: int, body: str) -> ConnectionFailedError:
     """The error for an upgrade the server answered with HTTP ``status``."""
-    detail = _body_message(body)
-    text = f"Gemini Live refused the connection: HTTP {status}"
-    if detail:
-        text += f": {detail}"
-    if status in (401, 403):
-        return AuthFailedError(text + " (check the API key or the access token)")
-    if status == 404:
-        return ModelUnavailableError(text + " (check the endpoint, the API version and the model)")
-    if status == 429:
-        return RateLimitedError(text)
-    return ConnectionFailedError(text)
-
-
-def _body_message(body: str) -> str:
-    """The message of a Google JSON error body (``{"error": {"message": ...}}``), or the
-    body's first 200 characters."""
-    try:
-        message = json.loads(body)["error"]["message"]
-        if isinstance(message, str):
-            return message
-    except (ValueError, KeyError, TypeError):
-        pass
-    return " ".join(body.split())[:200]
+    hints = {
+        401: "check the API key or the access token",
+        403: "check the API key or the access token",
+        404: "check the endpoint, the API version and the model",
+    }
+    return refusal("Gemini Live", status, error_message(body), hints=hints)

@@ -18,7 +18,7 @@ from omnivoice.realtime import ProcessConfig
 from omnivoice_gemini_live import protocol as p
 from omnivoice_gemini_live.models import MODELS, ModelInfo, model_info
 
-__all__ = ["OPTION_NAMES", "Options"]
+__all__ = ["Options"]
 
 log = logging.getLogger(__name__)
 
@@ -269,5 +269,4 @@ class Options:
         )
 
 
-OPTION_NAMES = frozenset(field.name for field in attrs.fields(Options))
 """The options a call's ``ProcessConfig.extensions`` may override by name."""

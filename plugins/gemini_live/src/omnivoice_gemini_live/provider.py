@@ -11,14 +11,18 @@ from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-import attrs
-
 from omnivoice.audio.format import GEMINI_INPUT, GEMINI_OUTPUT, AudioFormat, Encoding
 from omnivoice.errors import AuthFailedError
-from omnivoice.realtime import Capability, ProcessConfig, RealtimeSession, serve_session
+from omnivoice.realtime import (
+    Capability,
+    ProcessConfig,
+    RealtimeSession,
+    serve_session,
+    with_extensions,
+)
 from omnivoice.realtime.provider import Provider as _ProviderBase
 from omnivoice_gemini_live.models import DEFAULT_MODEL, DEFAULT_VERTEX_MODEL
-from omnivoice_gemini_live.options import OPTION_NAMES, Options
+from omnivoice_gemini_live.options import Options
 from omnivoice_gemini_live.session import Session
 
 __all__ = ["GeminiLiveProvider", "Provider"]
@@ -178,10 +182,7 @@ class GeminiLiveProvider(_ProviderBase):
         input_format: AudioFormat,
         output_format: AudioFormat,
     ) -> AsyncIterator[RealtimeSession]:
-        options = self._options
-        overrides = {k: v for k, v in config.extensions.items() if k in OPTION_NAMES}
-        if overrides:
-            options = attrs.evolve(options, **overrides)
+        options = with_extensions(self._options, config)
         if options.vertex and not options.access_token:
             raise AuthFailedError(
                 "no Vertex AI access token: pass access_token= to the provider or set "

@@ -254,7 +254,7 @@ class Session:
 
     async def _wait_change(self, deadline: float | None = None) -> None:
         changed = self._changed_event
-        with anyio.move_on_at(deadline if deadline is not None else float("inf")):
+        with anyio.CancelScope(deadline=deadline if deadline is not None else float("inf")):
             await changed.wait()
 
     async def _apply(

@@ -32,6 +32,8 @@ from omnivoice.errors import (
     ModelUnavailableError,
     OmnivoiceError,
     RateLimitedError,
+    error_message,
+    refusal,
 )
 from omnivoice.realtime.types import FunctionDeclaration
 
@@ -158,31 +160,14 @@ def handshake_error(
     status: int, body: str, retry_after: str | None = None
 ) -> ConnectionFailedError:
     """The error for a WebSocket handshake the server answered with HTTP ``status``."""
-    detail = _body_message(body)
-    text = f"OpenAI Realtime refused the connection: HTTP {status}"
-    if detail:
-        text += f": {detail}"
-    if status in (401, 403):
-        return AuthFailedError(text + " (check OPENAI_API_KEY)")
-    if status == 404:
-        return ModelUnavailableError(text + " (check the model name and the endpoint)")
-    if status == 429:
-        if retry_after:
-            text += f" (retry after {retry_after} s)"
-        return RateLimitedError(text)
-    return ConnectionFailedError(text)
-
-
-def _body_message(body: str) -> str:
-    """The message of an OpenAI JSON error body, or the body's first line."""
-    try:
-        document = json.loads(body)
-        message = document["error"]["message"]
-        if isinstance(message, str):
-            return message
-    except (ValueError, KeyError, TypeError):
-        pass
-    return " ".join(body.split())[:200]
+    hints = {
+        401: "check OPENAI_API_KEY",
+        403: "check OPENAI_API_KEY",
+        404: "check the model name and the endpoint",
+    }
+    if retry_after:
+        hints[429] = f"retry after {retry_after} s"
+    return refusal("OpenAI Realtime", status, error_message(body), hints=hints)
 
 
 # --- client events ------------------------------------------------------------------------

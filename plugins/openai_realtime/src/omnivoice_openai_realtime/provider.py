@@ -57,6 +57,7 @@ from omnivoice.realtime import (
     must_complete,
     run_function_call,
     serve_session,
+    with_extensions,
 )
 from omnivoice.realtime.provider import Provider as _ProviderBase
 from omnivoice_openai_realtime import protocol as p
@@ -96,8 +97,6 @@ _MAX_ENTRIES = 1000
 """Utterances remembered for a renewal's context (far more than ``history_limit`` holds)."""
 _RECENT_RESPONSES = 16
 """Responses whose audio items an interruption can still truncate."""
-
-_OPTION_NAMES: frozenset[str]  # set below, after _Options
 
 
 def _api(value: str) -> p.Api:
@@ -188,9 +187,6 @@ class _Options:
             speed=self.speed,
             extra=self.session_options,
         )
-
-
-_OPTION_NAMES = frozenset(field.name for field in attrs.fields(_Options))
 
 
 class OpenAIRealtimeProvider(_ProviderBase):
@@ -324,10 +320,7 @@ class OpenAIRealtimeProvider(_ProviderBase):
         input_format: AudioFormat,
         output_format: AudioFormat,
     ) -> AsyncIterator[RealtimeSession]:
-        options = self._options
-        overrides = {k: v for k, v in config.extensions.items() if k in _OPTION_NAMES}
-        if overrides:
-            options = attrs.evolve(options, **overrides)
+        options = with_extensions(self._options, config)
         if not options.api_key:
             raise AuthFailedError(
                 "no OpenAI API key: pass api_key= to the provider or set OPENAI_API_KEY"
