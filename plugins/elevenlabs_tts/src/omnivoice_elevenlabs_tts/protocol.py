@@ -35,6 +35,7 @@ from omnivoice.errors import (
     OmnivoiceError,
     RateLimitedError,
     UnsupportedFormatError,
+    refusal,
 )
 from omnivoice.pipeline.sentences import SentenceSplitter
 from omnivoice.realtime.types import WordTiming
@@ -462,24 +463,23 @@ def _detail(body: str) -> tuple[str, str]:
 def http_error(
     status: int, body: str, *, voice_id: str, model: str, retry_after: str | None = None
 ) -> OmnivoiceError:
-    """The typed error for an HTTP answer other than success (a request or a handshake)."""
+    """The typed error for an HTTP answer other than success (a request or a handshake):
+    the vendor's ``detail.status`` names a voice or a model it does not have; otherwise the
+    status types it (:func:`omnivoice.errors.refusal`)."""
     code, message = _detail(body)
-    if status in (401, 403):
-        return AuthFailedError(
-            f"ElevenLabs refused the API key (ELEVENLABS_API_KEY): HTTP {status} {message}".rstrip()
-        )
-    if status == 429:
-        wait = f" (retry after {retry_after} s)" if retry_after else ""
-        return RateLimitedError(f"ElevenLabs rate or quota limit{wait}: {code} {message}".strip())
-    if code:
-        error = vendor_error(code, message, voice_id=voice_id, model=model)
-        if type(error) is not ConnectionFailedError:
-            return error
-    if status == 404:
-        return ModelUnavailableError(
-            f"ElevenLabs has no voice {voice_id!r} or model {model!r}: HTTP 404 {message}".rstrip()
-        )
-    return ConnectionFailedError(f"ElevenLabs answered HTTP {status}: {code} {message}".strip())
+    if code and status not in (401, 403, 429):
+        named = vendor_error(code, message, voice_id=voice_id, model=model)
+        if type(named) is not ConnectionFailedError:
+            return named
+    detail = " ".join(part for part in (code, message) if part)
+    if status == 429 and retry_after:
+        detail = f"{detail} (retry after {retry_after} s)".strip()
+    hints = {
+        401: "check ELEVENLABS_API_KEY",
+        403: "check ELEVENLABS_API_KEY",
+        404: f"no voice {voice_id!r} or no model {model!r}",
+    }
+    return refusal("ElevenLabs", status, detail, hints=hints)
 
 
 handshake_error = http_error

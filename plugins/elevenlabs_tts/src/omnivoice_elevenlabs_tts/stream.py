@@ -358,7 +358,7 @@ class CallStream(SpeechStream):
                     rotated = True
                 else:
                     wake_at = close_by
-            with anyio.move_on_at(wake_at):
+            with anyio.CancelScope(deadline=wake_at):
                 await changed.wait()
 
     def _rotate(self) -> None:
