@@ -1,5 +1,6 @@
 """The core's own realtime providers pass the realtime conformance suite: the echo
-provider, the fallback client, and the text pipeline (over scripted STT, LLM and TTS)."""
+provider, the fallback client, and the text pipeline (over scripted STT, LLM and TTS,
+speaking a sentence at a time or streaming the model's text)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
-from support.fake_pipeline import FakeLLM, FakeSTT, FakeTTS, Gate, words
+from support.fake_pipeline import FakeLLM, FakeStreamingTTS, FakeSTT, FakeTTS, Gate, words
 
 from omnivoice.default_plugins.echo import EchoProvider
 from omnivoice.pipeline import Message, TextDelta, TextPipeline, ToolCall
@@ -56,11 +57,11 @@ class TestFallbackClient(RealtimeProviderConformance):
 class _PipelineDriver(RealtimeDriver):
     """Scripts the recogniser and the model of a text pipeline over fakes."""
 
-    def __init__(self) -> None:
+    def __init__(self, tts: FakeTTS | None = None) -> None:
         self.stt = FakeSTT()
         self.llm = FakeLLM(then=self._reply)
         self.next: Sequence[object] | str = "Hello there. How can I help?"
-        super().__init__(TextPipeline(self.stt, self.llm, FakeTTS(), vad=False))
+        super().__init__(TextPipeline(self.stt, self.llm, tts or FakeTTS(), vad=False))
 
     def _reply(self, messages: Sequence[Message]) -> Sequence[object] | str:
         reply, self.next = self.next, "Hello there. How can I help?"
@@ -97,3 +98,9 @@ class TestTextPipeline(RealtimeProviderConformance):
     @pytest.fixture
     def driver(self) -> RealtimeDriver:
         return _PipelineDriver()
+
+
+class TestTextPipelineWithStreamedSpeech(RealtimeProviderConformance):
+    @pytest.fixture
+    def driver(self) -> RealtimeDriver:
+        return _PipelineDriver(FakeStreamingTTS())

@@ -24,15 +24,19 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from omnivoice import hookimpl
 from omnivoice.audio import AudioFormat, Encoding, g711
-from omnivoice.errors import OmnivoiceError
+from omnivoice.errors import OmnivoiceError, UnsupportedFormatError
 from omnivoice.pipeline import (
+    Flush,
     LanguageModel,
     Message,
+    SpeechAudio,
+    SpeechStream,
     SpeechToText,
     STTEvent,
     TextDelta,
     TextToSpeech,
     ToolCall,
+    WordTiming,
 )
 from omnivoice.realtime import FunctionDeclaration, ProcessConfig
 from omnivoice.realtime.provider import Provider
@@ -361,6 +365,153 @@ class FakeTTS(TextToSpeech):
         self.closed = True
 
 
+class FakeSpoken:
+    """One response of a :class:`FakeSpeechStream`: each word is spoken as soon as it is
+    complete (a space after it, a :class:`Flush` or the end of the text), as
+    ``ms_per_char`` of tone per character and a space's worth of pause, and timed."""
+
+    def __init__(self, tts: FakeStreamingTTS, text: AsyncIterable[str | Flush], fmt: AudioFormat):
+        self._tts = tts
+        self._text = aiter(text)
+        self._format = fmt
+        self._partial = ""
+        self._ready: deque[str] = deque()
+        self._ended = False
+        self._at_ms = 0.0
+        self.received: list[str | Flush] = []
+        """The text pieces and flushes it was given, in order."""
+        self.words: list[WordTiming] = []
+        self.finished = False
+        self.closed_early = False
+
+    def __aiter__(self) -> FakeSpoken:
+        return self
+
+    async def __anext__(self) -> SpeechAudio:
+        while not self._ready:
+            if self._ended:
+                self.finished = True
+                raise StopAsyncIteration
+            try:
+                item = await anext(self._text)
+            except StopAsyncIteration:
+                self._ended = True
+                self._complete(self._partial)
+                self._partial = ""
+                continue
+            self.received.append(item)
+            if isinstance(item, Flush):
+                self._complete(self._partial)
+                self._partial = ""
+            else:
+                *words, self._partial = (self._partial + item).split(" ")
+                for word in words:
+                    self._complete(word)
+        word = self._ready.popleft()
+        if word in self._tts.word_gates:
+            await self._tts.word_gates[word].pass_through()
+        spoken_ms = len(word) * self._tts.ms_per_char
+        timing = WordTiming(word, self._at_ms, self._at_ms + spoken_ms)
+        self._at_ms += spoken_ms + self._tts.ms_per_char
+        self.words.append(timing)
+        await anyio.lowlevel.checkpoint()
+        return SpeechAudio(tone(spoken_ms + self._tts.ms_per_char, self._format), (timing,))
+
+    def _complete(self, word: str) -> None:
+        if word.strip():
+            self._ready.append(word.strip())
+
+
+class FakeSpeechStream(SpeechStream):
+    """One call's stream of a :class:`FakeStreamingTTS`."""
+
+    def __init__(self, tts: FakeStreamingTTS, audio_format: AudioFormat, voice: str | None):
+        self.tts = tts
+        self.audio_format = audio_format
+        self.voice = voice
+        self.responses: list[FakeSpoken] = []
+        self.attempts = 0
+        """Responses asked for (including those that failed)."""
+        self.closed = False
+
+    @asynccontextmanager
+    async def _speak(self, text: AsyncIterable[str | Flush]) -> AsyncIterator[FakeSpoken]:
+        self.attempts += 1
+        if self.tts.fail_on_response == self.attempts - 1:
+            raise OmnivoiceError(f"{self.tts.name} could not speak response {self.attempts - 1}")
+        spoken = FakeSpoken(self.tts, text, self.audio_format)
+        self.responses.append(spoken)
+        try:
+            yield spoken
+        finally:
+            if not spoken.finished:
+                spoken.closed_early = True
+
+    def speak(self, text: AsyncIterable[str | Flush]) -> AbstractAsyncContextManager[FakeSpoken]:
+        return self._speak(text)
+
+
+class FakeStreamingTTS(FakeTTS):
+    """A :class:`FakeTTS` that also takes streamed text (``INPUT_STREAMING``) and times
+    each word (``WORD_TIMINGS``): its streams are :class:`FakeSpeechStream`.
+
+    ``word_gates`` stop a response before it speaks that word; ``fail_on_response``
+    makes the response of that index (0 first, per stream) fail on entry;
+    ``connect_error`` is raised by :meth:`open_stream`.
+    """
+
+    capabilities = Capability.STREAMING | Capability.INPUT_STREAMING | Capability.WORD_TIMINGS
+
+    def __init__(
+        self,
+        name: str = "fake-streaming-tts",
+        *,
+        word_gates: dict[str, Gate] | None = None,
+        fail_on_response: int | None = None,
+        connect_error: OmnivoiceError | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(name, **options)
+        self.word_gates = word_gates or {}
+        self.fail_on_response = fail_on_response
+        self.connect_error = connect_error
+        self.calls: list[FakeSpeechStream] = []
+
+    def synthesize(
+        self, text: str, *, audio_format: AudioFormat, voice: str | None = None
+    ) -> ScriptedStream[bytes]:
+        if audio_format not in self.produces:
+            return ScriptedStream[bytes]([UnsupportedFormatError(f"not {audio_format}")])
+        if self.connect_error is not None:
+            return ScriptedStream[bytes]([self.connect_error])
+        return super().synthesize(text, audio_format=audio_format, voice=voice)
+
+    @property
+    def call(self) -> FakeSpeechStream:
+        (call,) = self.calls
+        return call
+
+    @asynccontextmanager
+    async def _open(
+        self, audio_format: AudioFormat, voice: str | None
+    ) -> AsyncIterator[FakeSpeechStream]:
+        if audio_format not in self.produces:
+            raise UnsupportedFormatError(f"{self.name} does not produce {audio_format}")
+        if self.connect_error is not None:
+            raise self.connect_error
+        stream = FakeSpeechStream(self, audio_format, voice)
+        self.calls.append(stream)
+        try:
+            yield stream
+        finally:
+            stream.closed = True
+
+    def open_stream(
+        self, *, audio_format: AudioFormat, voice: str | None = None
+    ) -> AbstractAsyncContextManager[FakeSpeechStream]:
+        return self._open(audio_format, voice)
+
+
 # --- driving a session ----------------------------------------------------------------------
 
 
@@ -391,3 +542,4 @@ class FakePipelinePlugin:
     @hookimpl
     def register_tts_providers(self, register: Register) -> None:
         register("fake-tts", FakeTTS, produces=[PCM24K])
+        register("fake-streaming-tts", FakeStreamingTTS, produces=[PCM24K])

@@ -80,6 +80,13 @@ class Capability(enum.Flag):
     """Takes ``ProcessConfig.history``: can take over a call that another session began."""
     STREAMING = enum.auto()
     """Produces output incrementally (partial transcripts, tokens, audio as it is made)."""
+    INPUT_STREAMING = enum.auto()
+    """A text-to-speech provider that takes each response's text as it is written
+    (``TextToSpeech.open_stream``): the text pipeline streams the model's words into it
+    instead of calling ``synthesize`` once per sentence."""
+    WORD_TIMINGS = enum.auto()
+    """Gives the timing of each word within its audio: the words the caller heard of an
+    interrupted reply are known exactly, not estimated from its length."""
     HANGUP = enum.auto()
     """A transport that can end calls through the carrier's API."""
 

@@ -30,7 +30,7 @@ from omnivoice.errors import OmnivoiceError, SessionClosedError
 from omnivoice.gateway.events import Event, EventLog, EventType
 from omnivoice.gateway.metrics import Metrics
 from omnivoice.gateway.transcript import Turn
-from omnivoice.realtime.conversation import heard_part
+from omnivoice.realtime.conversation import heard_part, heard_words
 from omnivoice.realtime.provider import (
     FunctionCall,
     Provider,
@@ -41,12 +41,21 @@ from omnivoice.realtime.provider import (
     SpeechStopped,
     Usage,
 )
-from omnivoice.realtime.types import AudioChunk, HeardResponse, ProcessConfig, Transcript
+from omnivoice.realtime.types import (
+    AudioChunk,
+    HeardResponse,
+    ProcessConfig,
+    Transcript,
+    WordTiming,
+)
 from omnivoice.registration import Capability
 
 __all__ = ["Playback", "RealtimeBridge"]
 
 log = logging.getLogger(__name__)
+
+_MAX_WORDS = 10_000
+"""Word timings kept per response (a reply longer than that is cut by its length)."""
 
 
 class Playback(Protocol):
@@ -84,6 +93,8 @@ class _Response:
     complete: bool = False
     """Its last chunk arrived."""
     transcript_final: bool = False
+    words: list[WordTiming] = attrs.Factory(list)
+    """The provider's word timings, if it gives them: what was heard is then exact."""
     received_at: float | None = None
     """When its first audio came from the provider (the bridge's clock)."""
 
@@ -403,6 +414,8 @@ class RealtimeBridge:
         response.out_bytes += len(audio)
         if chunk.is_final:
             response.complete = True
+        if chunk.words and len(response.words) < _MAX_WORDS:
+            response.words.extend(chunk.words[: _MAX_WORDS - len(response.words)])
         converted = AudioChunk(audio, chunk.is_final, response.response_id)
         await out.send(_Queued(self._generation, response, converted))
 
@@ -421,9 +434,7 @@ class RealtimeBridge:
             if event.is_final:  # the whole text of the interrupted response: keep what was heard
                 turn.text = event.text
                 response.transcript_final = True
-                turn.heard_text = heard_part(
-                    event.text, turn.heard_ms or 0, self._ms(response.out_bytes)
-                )
+                turn.heard_text = self._heard_text(response, event.text, turn.heard_ms or 0)
             return
         if response is None or response.transcript_final:
             # Text before audio: the turn starts with its transcript.
@@ -437,9 +448,7 @@ class RealtimeBridge:
             turn.text = event.text
             response.transcript_final = True
             if turn.interrupted:  # the text arrived after the interruption
-                turn.heard_text = heard_part(
-                    turn.text, turn.heard_ms or 0, self._ms(response.out_bytes)
-                )
+                turn.heard_text = self._heard_text(response, turn.text, turn.heard_ms or 0)
             elif turn.end is not None:
                 turn.heard_text = turn.text
         else:
@@ -514,12 +523,20 @@ class RealtimeBridge:
         turn.end = self._now()
         turn.interrupted = interrupted
         turn.heard_ms = heard_ms
-        total_ms = self._ms(response.out_bytes)
-        turn.heard_text = heard_part(turn.text, heard_ms, total_ms) if interrupted else turn.text
+        turn.heard_text = turn.text
+        if interrupted:
+            turn.heard_text = self._heard_text(response, turn.text, heard_ms)
         self._metrics.agent_speech_s = round(self._metrics.agent_speech_s + heard_ms / 1000, 3)
         self._emit(EventType.AGENT_SPEECH_ENDED, interrupted=interrupted, heard_ms=heard_ms)
 
     # --- helpers ---------------------------------------------------------------------------
+
+    def _heard_text(self, response: _Response, text: str, heard_ms: int) -> str:
+        """The words of an interrupted reply the caller heard: by the provider's word
+        timings when it gave them, else estimated over the reply's audio."""
+        if response.words:
+            return " ".join(word.text for word in heard_words(response.words, heard_ms))
+        return heard_part(text, heard_ms, self._ms(response.out_bytes))
 
     def _error(self, error: OmnivoiceError, *, fatal: bool) -> None:
         self._metrics.errors += 1

@@ -10,14 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 from omnivoice.pipeline.contracts import (
     EagerEndOfTurn,
+    Flush,
     LanguageModel,
     Message,
+    SpeechAudio,
+    SpeechStream,
     SpeechToText,
     STTEvent,
     TextDelta,
     TextToSpeech,
     ToolCall,
     TurnResumed,
+    WordTiming,
 )
 from omnivoice.pipeline.sentences import SentenceSplitter
 
@@ -37,15 +41,19 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "EagerEndOfTurn",
+    "Flush",
     "LanguageModel",
     "Message",
     "STTEvent",
     "SentenceSplitter",
+    "SpeechAudio",
+    "SpeechStream",
     "SpeechToText",
     "TextDelta",
     "TextPipeline",
     "TextToSpeech",
     "ToolCall",
     "TurnResumed",
+    "WordTiming",
     "build_pipeline",
 ]

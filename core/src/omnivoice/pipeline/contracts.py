@@ -8,7 +8,7 @@ The pipeline (:mod:`omnivoice.pipeline`) assembles one of each into a realtime
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Literal, TypeAlias
 
@@ -16,19 +16,23 @@ import attrs
 
 from omnivoice.audio.format import AudioFormat
 from omnivoice.realtime.provider import SpeechStarted, SpeechStopped
-from omnivoice.realtime.types import FunctionDeclaration, Transcript
+from omnivoice.realtime.types import FunctionDeclaration, Transcript, WordTiming
 from omnivoice.registration import Capability
 
 __all__ = [
     "EagerEndOfTurn",
+    "Flush",
     "LanguageModel",
     "Message",
     "STTEvent",
+    "SpeechAudio",
+    "SpeechStream",
     "SpeechToText",
     "TextDelta",
     "TextToSpeech",
     "ToolCall",
     "TurnResumed",
+    "WordTiming",
 ]
 
 
@@ -143,6 +147,43 @@ class LanguageModel(abc.ABC):
         """Release what the provider holds between calls."""
 
 
+def _words(values: Iterable[WordTiming]) -> tuple[WordTiming, ...]:
+    return tuple(values)
+
+
+@attrs.frozen
+class Flush:
+    """In the text given to :meth:`SpeechStream.speak`: speak everything sent so far now,
+    without waiting for more (the model has paused, for a function call)."""
+
+
+@attrs.frozen
+class SpeechAudio:
+    """A piece of a streamed synthesis: audio, and the words it completes."""
+
+    audio: bytes
+    words: tuple[WordTiming, ...] = attrs.field(default=(), converter=_words)
+    """The words whose audio is complete with this piece, in order, timed from the start
+    of the response's audio (``WORD_TIMINGS``; empty otherwise)."""
+
+
+class SpeechStream(abc.ABC):
+    """One call's synthesis connection, for a text-to-speech that takes streamed text
+    (``INPUT_STREAMING``): each agent response is spoken by one :meth:`speak`."""
+
+    @abc.abstractmethod
+    def speak(
+        self, text: AsyncIterable[str | Flush]
+    ) -> AbstractAsyncContextManager[AsyncIterator[SpeechAudio]]:
+        """Speak one response, given its text as it is written: pieces of any size
+        (a word may be split between two), :class:`Flush` where the writer pauses, and the
+        end of ``text`` when the response is complete.
+
+        The iterator yields audio as soon as it is made, and ends once everything was
+        spoken. Leaving the block early (barge-in) stops the response at once: nothing
+        more of it is synthesised or yielded, and the stream can speak the next one."""
+
+
 class TextToSpeech(abc.ABC):
     """Speech synthesis that streams its audio."""
 
@@ -150,7 +191,9 @@ class TextToSpeech(abc.ABC):
     produces: tuple[AudioFormat, ...] = ()
     """Output formats, preferred first."""
     capabilities: Capability = Capability.NONE
-    """``STREAMING`` if it yields audio as it is made (not all at the end)."""
+    """``STREAMING`` if it yields audio as it is made (not all at the end);
+    ``INPUT_STREAMING`` if it takes each response's text as it is written
+    (:meth:`open_stream`); ``WORD_TIMINGS`` if that stream times each word."""
 
     @abc.abstractmethod
     def synthesize(
@@ -160,6 +203,16 @@ class TextToSpeech(abc.ABC):
         :attr:`produces`), yielding audio as it is made. Cancelling the iteration
         (barge-in) must stop the synthesis: the pipeline stops reading and closes the
         iterator (its ``aclose()``, if it has one) at once."""
+
+    def open_stream(
+        self, *, audio_format: AudioFormat, voice: str | None = None
+    ) -> AbstractAsyncContextManager[SpeechStream]:
+        """Open one call's :class:`SpeechStream` (``INPUT_STREAMING`` only), in
+        ``audio_format`` (one of :attr:`produces`, else ``UnsupportedFormatError`` on
+        entry). Entering connects, so that the first response does not wait for it; errors
+        are raised on entry as by a realtime session's (``AuthFailedError``...), or, if the
+        vendor reports them only later, by the first :meth:`SpeechStream.speak`."""
+        raise NotImplementedError(f"{self.name} does not take streamed text (INPUT_STREAMING)")
 
     async def aclose(self) -> None:  # noqa: B027 - most hold nothing between calls
         """Release what the provider holds between calls."""

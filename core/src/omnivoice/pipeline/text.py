@@ -13,7 +13,9 @@ model. Each session streams all the way:
   has ended; it is said only once the turn ends with the same words (``TurnResumed`` or
   other words drop it);
 - the model's answer is cut into sentences, and each goes to text-to-speech as soon as it
-  is complete, so the first audio follows the first sentence;
+  is complete, so the first audio follows the first sentence; a text-to-speech that takes
+  streamed text (``INPUT_STREAMING``) gets the answer as it is written instead, on one
+  stream per call opened when the call starts (see :mod:`omnivoice.pipeline.speech`);
 - when the caller speaks over the agent, the session says ``SpeechStarted``; the bridge
   clears the line and calls :meth:`interrupt` with what was heard, which stops the model
   and the synthesis and keeps only the heard words in the conversation;
@@ -31,7 +33,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import anyio
@@ -43,21 +45,22 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from omnivoice.audio.converter import DEFAULT_CODEC, StreamConverter
 from omnivoice.audio.format import AudioFormat, choose_format
 from omnivoice.audio.vad import EnergyVAD, VoiceActivity
-from omnivoice.concurrency import aclose_now
 from omnivoice.errors import OmnivoiceError, SessionClosedError
 from omnivoice.pipeline.contracts import (
     EagerEndOfTurn,
     LanguageModel,
     Message,
+    SpeechStream,
     SpeechToText,
     STTEvent,
     TextDelta,
     TextToSpeech,
     ToolCall,
     TurnResumed,
+    WordTiming,
 )
-from omnivoice.pipeline.sentences import SentenceSplitter
-from omnivoice.realtime.conversation import heard_part
+from omnivoice.pipeline.speech import SentenceSpeech, SpeakingRate, Speech, StreamingSpeech
+from omnivoice.pipeline.speech import closing as _closing
 from omnivoice.realtime.functions import FunctionOutcome, must_complete, run_function_call
 from omnivoice.realtime.provider import (
     FunctionCall,
@@ -85,12 +88,8 @@ _INBOX = 64
 """Recogniser and detector events waiting for the session's controller."""
 _STT_AUDIO = 50
 """Caller chunks waiting for the recogniser (a second of 20 ms frames)."""
-_SENTENCES = 8
-"""Sentences written by the model and waiting for synthesis."""
 _OUT = 64
 """Events waiting for the session's reader."""
-_MS_PER_CHAR = 70.0
-"""The speaking rate assumed until the call's own sentences have been measured."""
 _VAD_FRAME_MS = 20
 _CANCELLED = json.dumps({"error": "cancelled: the caller interrupted"})
 
@@ -108,8 +107,10 @@ class TextPipeline(Provider):
     ``max_turn_s`` of speech ends it anyway. After the end of speech, the recogniser's
     final transcript is awaited at most ``final_timeout_s`` (then its last partial one
     stands in). ``max_tool_rounds`` bounds the rounds of function calls per turn;
-    ``max_sentence_chars`` the text sent to synthesis at once. ``codec`` and ``registry``
-    choose the audio converter; ``clock`` (seconds) times the per-turn metrics.
+    ``max_sentence_chars`` the text sent to synthesis at once. A text-to-speech that takes
+    streamed text (``INPUT_STREAMING``) gets it as the model writes it, unless
+    ``stream_text`` is false. ``codec`` and ``registry`` choose the audio converter;
+    ``clock`` (seconds) times the per-turn metrics.
     """
 
     def __init__(
@@ -127,6 +128,7 @@ class TextPipeline(Provider):
         final_timeout_s: float = 1.0,
         max_tool_rounds: int = 5,
         max_sentence_chars: int = 250,
+        stream_text: bool = True,
         codec: str = DEFAULT_CODEC,
         registry: Registry | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -170,6 +172,7 @@ class TextPipeline(Provider):
         self.final_timeout_s = final_timeout_s
         self.max_tool_rounds = max_tool_rounds
         self.max_sentence_chars = max_sentence_chars
+        self.stream_text = stream_text
         self.codec = codec
         self.registry = registry
         self.clock = clock
@@ -287,19 +290,6 @@ _Input: TypeAlias = STTEvent | _Voice | _CallerEnded | _RecognitionEnded | _Dead
 
 
 @attrs.define(eq=False)
-class _Sentence:
-    text: str
-    round: int
-    """The model's round (of function calls) that wrote it."""
-    audio_ms: float = 0.0
-    """Its audio handed to the session's reader so far."""
-    spoken: bool = False
-    """Some of its audio was handed over."""
-    complete: bool = False
-    """All of its audio was handed over."""
-
-
-@attrs.define(eq=False)
 class _Round:
     """One answer of the model within a response; function calls lead to the next."""
 
@@ -318,7 +308,8 @@ class _Response:
     scope: anyio.CancelScope = attrs.Factory(anyio.CancelScope)
     done: anyio.Event = attrs.Factory(anyio.Event)
     rounds: list[_Round] = attrs.Factory(list)
-    sentences: list[_Sentence] = attrs.Factory(list)
+    speech: Speech | None = None
+    """Its text to audio (from the moment its runner starts)."""
     output_started: bool = False
     """A transcript or audio of it went to the session's reader (the bridge knows it)."""
     calls_started: bool = False
@@ -331,8 +322,6 @@ class _Response:
     """The converter's last audio, sent with the final chunk."""
     llm_started_at: float | None = None
     first_token_at: float | None = None
-    tts_started_at: float | None = None
-    first_tts_audio_at: float | None = None
     first_audio_at: float | None = None
     llm_ended_at: float | None = None
     tts_ended_at: float | None = None
@@ -345,11 +334,16 @@ class _Response:
             await self.confirmed.wait()
 
     def spoken_text(self) -> str:
-        return " ".join(s.text for s in self.sentences if s.spoken)
+        return self.speech.spoken_text() if self.speech is not None else ""
 
-    def messages(self, ms_per_char: float) -> list[Message]:
+    def messages(self) -> list[Message]:
         """The response as the model's conversation keeps it."""
-        texts = self._heard_texts(ms_per_char) if self.cut_short else self._texts()
+        texts: dict[int, list[str]] = {}
+        if self.speech is not None:
+            heard: float | None = None
+            if self.cut_short:  # only what was heard (all that was said, if not known)
+                heard = math.inf if self.heard_ms is None else float(self.heard_ms)
+            texts = self.speech.texts(heard)
         messages = [Message("user", self.user_text)] if self.user_text else []
         for index, round_ in enumerate(self.rounds):
             content = " ".join(texts.get(index, []))
@@ -364,40 +358,18 @@ class _Response:
         return messages
 
     def metrics(self) -> dict[str, Any]:
+        speech = self.speech
         return {
             "stt_final_ms": _ms(self.speech_ended_at, self.final_at),
             "llm_first_token_ms": _ms(self.llm_started_at, self.first_token_at),
-            "tts_first_audio_ms": _ms(self.tts_started_at, self.first_tts_audio_at),
+            "tts_first_audio_ms": _ms(
+                speech.started_at if speech else None, speech.first_audio_at if speech else None
+            ),
             "response_ms": _ms(self.speech_ended_at, self.first_audio_at),
             "function_rounds": sum(1 for round_ in self.rounds if round_.calls),
             "interrupted": self.heard_ms is not None,
             "speculative": self.confirmed is not None,
         }
-
-    def _texts(self) -> dict[int, list[str]]:
-        texts: dict[int, list[str]] = {}
-        for sentence in self.sentences:
-            texts.setdefault(sentence.round, []).append(sentence.text)
-        return texts
-
-    def _heard_texts(self, ms_per_char: float) -> dict[int, list[str]]:
-        """The words heard: whole sentences, then the heard part of the one cut off."""
-        budget = math.inf if self.heard_ms is None else float(self.heard_ms)
-        texts: dict[int, list[str]] = {}
-        for sentence in self.sentences:
-            if not sentence.spoken or budget <= 0:
-                break
-            total = sentence.audio_ms
-            if not sentence.complete:  # its length is not known: estimate it from the text
-                total = max(total, len(sentence.text) * ms_per_char)
-            if budget >= total:
-                heard = sentence.text
-            else:
-                heard = heard_part(sentence.text, round(budget), round(total))
-            budget -= total
-            if heard:
-                texts.setdefault(sentence.round, []).append(heard)
-        return texts
 
 
 def _ms(start: float | None, end: float | None) -> float | None:
@@ -451,8 +423,12 @@ class _TextSession:
         """The latest response (running or not)."""
         self._last_spoken: _Response | None = None
         """The latest response that has said something: the one an interruption cuts."""
-        self._rate_chars = 0
-        self._rate_ms = 0.0
+        self._rate = SpeakingRate()
+        self._streaming = bool(
+            pipeline.stream_text and pipeline.tts.capabilities & Capability.INPUT_STREAMING
+        )
+        """The model's text is streamed into the call's synthesis stream."""
+        self._speech_stream: SpeechStream | None = None
         # The caller's turn.
         self._in_turn = False
         self._awaiting = False
@@ -505,6 +481,11 @@ class _TextSession:
                 pipeline.stt.transcribe(stt_rx, audio_format=self._stt_format)
             )
             self._recognition = recognition
+            if self._streaming:  # connected now, so that the first answer does not wait
+                speech = pipeline.tts.open_stream(
+                    audio_format=self._tts_format, voice=self._config.voice
+                )
+                self._speech_stream = await stack.enter_async_context(speech)
             task_status.started()
             async with anyio.create_task_group() as tasks:
                 self._tasks = tasks
@@ -814,29 +795,52 @@ class _TextSession:
             self._responses.remove(response)
             self._finals.insert(0, response.user_text)
 
-    # --- a response: the model, sentences, synthesis ------------------------------------------
+    # --- a response: the model, its speech ----------------------------------------------------
 
     def _messages(self) -> list[Message]:
-        ms_per_char = self._rate_ms / self._rate_chars if self._rate_chars else _MS_PER_CHAR
         messages = list(self._seed)
         for response in self._responses:
-            messages.extend(response.messages(ms_per_char))
+            messages.extend(response.messages())
         return messages
+
+    def _speech(self) -> Speech:
+        """The speech of a new response (with a fresh converter: nothing of an interrupted
+        one leaks into the next)."""
+        pipeline, outbound = self._pipeline, self._take_outbound()
+        if self._speech_stream is not None:
+            timed = bool(pipeline.tts.capabilities & Capability.WORD_TIMINGS)
+            return StreamingSpeech(
+                self._speech_stream, timed, outbound, self._output_format, self._rate, self._clock
+            )
+        return SentenceSpeech(
+            pipeline.tts,
+            self._tts_format,
+            self._config.voice,
+            pipeline.max_sentence_chars,
+            outbound,
+            self._output_format,
+            self._rate,
+            self._clock,
+        )
 
     async def _run_response(self, response: _Response, previous: _Response | None) -> None:
         try:
             if previous is not None:
                 await previous.done.wait()  # its words are in the conversation first
             with response.scope:
-                senders, receiver = anyio.create_memory_object_stream[_Sentence](_SENTENCES)
+                speech = response.speech = self._speech()
                 async with anyio.create_task_group() as tasks:
-                    tasks.start_soon(self._speak, response, receiver)
-                    with senders:
-                        await self._think(response, senders)
+                    tasks.start_soon(self._speak, response, speech)
+                    try:
+                        await self._think(response, speech)
                         response.llm_ended_at = self._clock()
+                    finally:
+                        speech.close()
             if not response.withdrawn:
                 await self._finish(response)
         finally:
+            if response.speech is not None:
+                response.speech.discard()
             response.done.set()
             self._trace(response)
 
@@ -863,9 +867,10 @@ class _TextSession:
                 "omnivoice.function_rounds": metrics["function_rounds"],
             },
         )
+        tts_started_at = response.speech.started_at if response.speech is not None else None
         record_operation(
             "omnivoice.tts.synthesis",
-            *(response.tts_started_at, response.tts_ended_at or now),
+            *(tts_started_at, response.tts_ended_at or now),
             now=now,
             **{
                 "omnivoice.tts": pipeline.tts.name,
@@ -881,10 +886,8 @@ class _TextSession:
             await self._emit(AudioChunk(response.tail, is_final=True))
         await self._emit(Usage(details={"pipeline": response.metrics()}))
 
-    async def _think(
-        self, response: _Response, sentences: MemoryObjectSendStream[_Sentence]
-    ) -> None:
-        """The model's rounds: text to the sentences, function calls run in between."""
+    async def _think(self, response: _Response, speech: Speech) -> None:
+        """The model's rounds: text to the speech, function calls run in between."""
         llm, config = self._pipeline.llm, self._config
         limit = self._pipeline.max_tool_rounds
         response.llm_started_at = self._clock()
@@ -893,7 +896,6 @@ class _TextSession:
             round_ = _Round()
             response.rounds.append(round_)
             tools = config.functions if index < limit else ()
-            splitter = SentenceSplitter(self._pipeline.max_sentence_chars)
             requested: list[ToolCall] = []
             try:
                 stream = llm.stream(self._messages(), tools=tools, temperature=config.temperature)
@@ -902,15 +904,13 @@ class _TextSession:
                         if response.first_token_at is None:
                             response.first_token_at = self._clock()
                         if isinstance(item, TextDelta):
-                            for text in splitter.feed(item.text):
-                                await self._write(response, index, text, sentences)
+                            await speech.write(index, item.text)
                         elif isinstance(item, ToolCall):
                             requested.append(item)
             except Exception as exc:
                 await self._report(llm.name, exc)
                 return  # what was written is still said
-            for text in splitter.flush():
-                await self._write(response, index, text, sentences)
+            await speech.end_round(index)
             if not requested:
                 return
             if not tools:
@@ -926,17 +926,6 @@ class _TextSession:
             for call in requested:
                 await self._call(response, round_, call)
 
-    async def _write(
-        self,
-        response: _Response,
-        round_index: int,
-        text: str,
-        sentences: MemoryObjectSendStream[_Sentence],
-    ) -> None:
-        sentence = _Sentence(text, round_index)
-        response.sentences.append(sentence)
-        await sentences.send(sentence)
-
     async def _call(self, response: _Response, round_: _Round, call: ToolCall) -> None:
         await response.until_confirmed()  # a speculative answer runs no function yet
         response.calls_started = True
@@ -947,53 +936,34 @@ class _TextSession:
             outcome = await run_function_call(self._config, call.id, call.name, call.arguments)
             round_.outcomes[call.id] = outcome
 
-    async def _speak(
-        self, response: _Response, sentences: MemoryObjectReceiveStream[_Sentence]
-    ) -> None:
-        """Synthesise each sentence as it comes, and hand its audio over."""
-        tts = self._pipeline.tts
-        outbound = self._take_outbound()
-        with sentences:
-            await response.until_confirmed()  # a speculative answer is written, not spoken
-            async for sentence in sentences:
-                if response.tts_started_at is None:
-                    response.tts_started_at = self._clock()
-                try:
-                    stream = tts.synthesize(
-                        sentence.text, audio_format=self._tts_format, voice=self._config.voice
-                    )
-                    async with _closing(stream):
-                        async for audio in stream:
-                            if response.first_tts_audio_at is None:
-                                response.first_tts_audio_at = self._clock()
-                            data = outbound.convert(audio) if outbound is not None else audio
-                            if data:
-                                await self._say(response, sentence, data)
-                except Exception as exc:
-                    response.tts_ended_at = self._clock()
-                    await self._report(tts.name, exc)
-                    response.cut_short = True  # only what was said counts
-                    response.scope.cancel()
-                    return
-                sentence.complete = True
-                if sentence.audio_ms > 0:
-                    self._rate_chars += len(sentence.text)
-                    self._rate_ms += sentence.audio_ms
-        response.tts_ended_at = self._clock()
-        if outbound is not None:
-            response.tail = outbound.flush()
+    async def _speak(self, response: _Response, speech: Speech) -> None:
+        """Synthesise the response's text as it comes, and hand its audio over."""
 
-    async def _say(self, response: _Response, sentence: _Sentence, audio: bytes) -> None:
-        if not sentence.spoken:
-            # The sentence's text goes first, as a piece of the response's transcript.
-            separator = " " if response.output_started else ""
-            sentence.spoken = response.output_started = True
-            self._last_spoken = response
-            await self._emit(Transcript(separator + sentence.text, is_input=False))
-        await self._emit(AudioChunk(audio))
+        async def say(text: str, audio: bytes, words: tuple[WordTiming, ...]) -> None:
+            await self._say(response, text, audio, words)
+
+        await response.until_confirmed()  # a speculative answer is written, not spoken
+        try:
+            response.tail = await speech.run(say)
+        except Exception as exc:
+            response.tts_ended_at = self._clock()
+            await self._report(self._pipeline.tts.name, exc)
+            response.cut_short = True  # only what was said counts
+            response.scope.cancel()
+            return
+        response.tts_ended_at = self._clock()
+
+    async def _say(
+        self, response: _Response, text: str, audio: bytes, words: tuple[WordTiming, ...]
+    ) -> None:
+        separator = " " if response.output_started else ""
+        response.output_started = True
+        self._last_spoken = response
+        if text:  # a piece of the response's transcript goes before its audio
+            await self._emit(Transcript(separator + text, is_input=False))
+        await self._emit(AudioChunk(audio, words=words))
         if response.first_audio_at is None:
             response.first_audio_at = self._clock()
-        sentence.audio_ms += self._output_format.duration(len(audio)) * 1000
 
     # --- audio conversion ---------------------------------------------------------------------
 
@@ -1027,13 +997,3 @@ def _arguments(text: str) -> Mapping[str, Any]:
     except ValueError:
         return {}
     return parsed if isinstance(parsed, dict) else {}
-
-
-@asynccontextmanager
-async def _closing(iterator: object) -> AsyncIterator[None]:
-    """Close a provider's stream however its iteration ends (an async generator left
-    early would otherwise be finalised later, outside any task)."""
-    try:
-        yield
-    finally:
-        await aclose_now(iterator)

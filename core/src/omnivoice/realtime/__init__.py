@@ -18,7 +18,7 @@ from omnivoice.errors import (
 )
 from omnivoice.realtime.caller_audio import AudioSink, CallerAudio, Overflow
 from omnivoice.realtime.client import Client, FallbackProvider
-from omnivoice.realtime.conversation import ConversationLog, Utterance, heard_part
+from omnivoice.realtime.conversation import ConversationLog, Utterance, heard_part, heard_words
 from omnivoice.realtime.functions import FunctionOutcome, must_complete, run_function_call
 from omnivoice.realtime.provider import (
     FunctionCall,
@@ -40,6 +40,7 @@ from omnivoice.realtime.types import (
     HeardResponse,
     ProcessConfig,
     Transcript,
+    WordTiming,
     with_extensions,
 )
 from omnivoice.registration import Capability
@@ -77,10 +78,12 @@ __all__ = [
     "Transcript",
     "Usage",
     "Utterance",
+    "WordTiming",
     "aclose_now",
     "choose_format",
     "fast_lock",
     "heard_part",
+    "heard_words",
     "must_complete",
     "run_function_call",
     "serve_session",

@@ -3,8 +3,9 @@
 :class:`ConversationLog` keeps a call's utterances, bounded, so that a session taking over
 the call (a fallback provider, a renewed or resumed vendor session) can be given the
 conversation so far as ``ProcessConfig.history``: only the words the caller heard of an
-interrupted reply, the newest utterances within a character budget. :func:`heard_part`
-is the rule for "what was heard" when the provider gives no word timings.
+interrupted reply, the newest utterances within a character budget. :func:`heard_words`
+is the rule for "what was heard" with the provider's word timings, :func:`heard_part`
+without them.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Literal
 
 import attrs
 
-from omnivoice.realtime.types import ConversationItem, HeardResponse, Transcript
+from omnivoice.realtime.types import ConversationItem, HeardResponse, Transcript, WordTiming
 
-__all__ = ["ConversationLog", "Utterance", "heard_part"]
+__all__ = ["ConversationLog", "Utterance", "heard_part", "heard_words"]
 
 Role = Literal["user", "agent"]
 
@@ -42,6 +43,21 @@ def heard_part(text: str, heard_ms: int, total_ms: int) -> str:
         heard.append(word)
         spent += weight
     return " ".join(heard)
+
+
+def heard_words(words: Iterable[WordTiming], heard_ms: float) -> list[WordTiming]:
+    """The words, in order, the caller heard in the first ``heard_ms`` of a response.
+
+    A word counts as heard once its midpoint has played (the rule of :func:`heard_part`,
+    with the provider's timings instead of an even pace); the heard words run up to the
+    first one that was not.
+    """
+    heard: list[WordTiming] = []
+    for word in words:
+        if (word.start_ms + word.end_ms) / 2 > heard_ms:
+            break
+        heard.append(word)
+    return heard
 
 
 @attrs.define(eq=False)

@@ -15,6 +15,7 @@ __all__ = [
     "HeardResponse",
     "ProcessConfig",
     "Transcript",
+    "WordTiming",
     "with_extensions",
 ]
 
@@ -83,6 +84,21 @@ class ProcessConfig:
 
 
 @attrs.frozen
+class WordTiming:
+    """One spoken word and where it lies in its response's audio."""
+
+    text: str
+    start_ms: float
+    """When its audio begins, in milliseconds from the start of the response's audio."""
+    end_ms: float
+    """When its audio ends, on the same clock."""
+
+
+def _words(values: Iterable[WordTiming]) -> tuple[WordTiming, ...]:
+    return tuple(values)
+
+
+@attrs.frozen
 class AudioChunk:
     """Audio from a provider, in the format the provider declared it produces."""
 
@@ -93,6 +109,10 @@ class AudioChunk:
     """The response it belongs to, in the provider's own terms (a vendor's response id),
     so that :meth:`RealtimeSession.interrupt` can say how much of each one was heard.
     Optional: untagged chunks are numbered by the order of their responses."""
+    words: tuple[WordTiming, ...] = attrs.field(default=(), converter=_words)
+    """Words whose audio is complete with this chunk (it is in this chunk or an earlier
+    one of the response), in order, for a provider that knows them (``WORD_TIMINGS``):
+    the bridge then records exactly which words the caller heard of an interrupted reply."""
 
 
 @attrs.frozen

@@ -16,7 +16,13 @@ from typing import Any, NoReturn
 import attrs
 
 from omnivoice.audio.format import AudioFormat
-from omnivoice.pipeline.contracts import EagerEndOfTurn, TextDelta, ToolCall, TurnResumed
+from omnivoice.pipeline.contracts import (
+    EagerEndOfTurn,
+    SpeechAudio,
+    TextDelta,
+    ToolCall,
+    TurnResumed,
+)
 from omnivoice.realtime.provider import (
     FunctionCall,
     ProviderError,
@@ -27,13 +33,14 @@ from omnivoice.realtime.provider import (
     SpeechStopped,
     Usage,
 )
-from omnivoice.realtime.types import AudioChunk, HeardResponse, Transcript
+from omnivoice.realtime.types import AudioChunk, HeardResponse, Transcript, WordTiming
 
 __all__ = [
     "CheckedSession",
     "ContractViolation",
     "SessionChecker",
     "check_llm_item",
+    "check_speech_audio",
     "check_stt_event",
     "check_tts_audio",
 ]
@@ -70,6 +77,8 @@ class _Response:
     audio_bytes: int = 0
     transcript_final: bool = False
     interrupted: bool = False
+    word_start: float = 0.0
+    """Where the last word timed so far begins."""
 
 
 class SessionChecker:
@@ -85,6 +94,7 @@ class SessionChecker:
     ``whole-samples``     a response's audio, in all, is whole samples of the output format
                           (its chunks may split a sample, as a vendor's frames may)
     ``response-id``       one response's chunks carry one id (or none)
+    ``word-timings``      a chunk's words are timed in order, ``0 <= start <= end``
     ``interrupt-ends``    after ``interrupt()``, the open response ends before another starts
     ``transcript-order``  an agent transcript's pieces come before its response's final text,
                           and a response has at most one final agent transcript
@@ -210,6 +220,11 @@ class SessionChecker:
         if response is None:
             response = self._begin(chunk.response_id)
         response.audio_bytes += len(chunk.audio)
+        if chunk.words:
+            try:
+                response.word_start = _check_words(chunk.words, response.word_start)
+            except ContractViolation as violation:
+                self._fail(violation.rule, violation.detail, index, chunk)
         if chunk.is_final:
             self._open = None
             fmt = self.output_format
@@ -262,6 +277,28 @@ class SessionChecker:
 def _typed(value: object, kind: type) -> bool:
     """``isinstance`` for values typed otherwise: a third party may send anything."""
     return isinstance(value, kind)
+
+
+def _check_words(words: object, after: float) -> float:
+    """Word timings (rule ``word-timings``): well formed, in order, none before ``after``
+    (where the previous word began); returns where the last one begins."""
+    if not isinstance(words, tuple):
+        raise ContractViolation("word-timings", "words must be a tuple of WordTiming")
+    for word in words:
+        if not isinstance(word, WordTiming) or not isinstance(word.text, str):
+            raise ContractViolation("word-timings", f"{word!r} is not a WordTiming")
+        if not 0 <= word.start_ms <= word.end_ms:
+            raise ContractViolation(
+                "word-timings", f"{word.text!r} runs from {word.start_ms} to {word.end_ms} ms"
+            )
+        if word.start_ms < after:
+            raise ContractViolation(
+                "word-timings",
+                f"{word.text!r} begins at {word.start_ms} ms, before the word timed before it "
+                f"({after} ms)",
+            )
+        after = word.start_ms
+    return after
 
 
 def _counts(*values: object) -> bool:
@@ -366,3 +403,16 @@ def check_tts_audio(audio: object, audio_format: AudioFormat, *, whole: bool = F
         raise ContractViolation(
             "whole-samples", f"{len(audio)} bytes is not a whole number of {audio_format} samples"
         )
+
+
+def check_speech_audio(piece: object, audio_format: AudioFormat, *, after: float = 0.0) -> float:
+    """One piece of a streamed synthesis (``SpeechStream.speak``): rule ``event-type`` (a
+    :class:`~omnivoice.pipeline.contracts.SpeechAudio` of bytes) and ``word-timings``
+    (its words timed in order, none before ``after``, where the previous piece's last word
+    began). Returns where its last word begins (``after`` if it has none)."""
+    if not isinstance(piece, SpeechAudio):
+        raise ContractViolation(
+            "event-type", f"{type(piece).__name__} is not a SpeechAudio", event=piece
+        )
+    check_tts_audio(piece.audio, audio_format)
+    return _check_words(piece.words, after)

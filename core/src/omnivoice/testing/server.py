@@ -132,6 +132,7 @@ class FakeServer:
 
     def _process_request(self, request: HandshakeRequest) -> Rejection | None:
         self.requests.append(request)
+        self.notify()  # a test may wait for a handshake, refused or not
         if self.rejection is not None:
             self.rejected += 1
             return self.rejection

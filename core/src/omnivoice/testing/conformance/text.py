@@ -12,13 +12,16 @@ from typing import ClassVar
 
 import anyio
 import pytest
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from omnivoice.audio.format import AudioFormat, Encoding
 from omnivoice.concurrency import aclose_now
 from omnivoice.errors import AuthFailedError, ConnectionFailedError, UnsupportedFormatError
 from omnivoice.pipeline.contracts import (
+    Flush,
     LanguageModel,
     Message,
+    SpeechStream,
     SpeechToText,
     STTEvent,
     TextDelta,
@@ -26,10 +29,15 @@ from omnivoice.pipeline.contracts import (
     ToolCall,
 )
 from omnivoice.realtime.provider import SpeechStarted, SpeechStopped
-from omnivoice.realtime.types import FunctionDeclaration, Transcript
+from omnivoice.realtime.types import FunctionDeclaration, Transcript, WordTiming
 from omnivoice.registration import Capability
 from omnivoice.testing.audio import silence, tone
-from omnivoice.testing.checker import check_llm_item, check_stt_event, check_tts_audio
+from omnivoice.testing.checker import (
+    check_llm_item,
+    check_speech_audio,
+    check_stt_event,
+    check_tts_audio,
+)
 
 __all__ = [
     "LLMDriver",
@@ -311,13 +319,23 @@ class LanguageModelConformance:
 
 
 class TTSDriver:
-    """How the suite drives one synthesiser: what it is asked to say."""
+    """How the suite drives one synthesiser: what it is asked to say (and, for one that
+    takes streamed text, in which pieces: :meth:`pieces`)."""
 
     timeout: float = 15.0
     text: str = "Hello, thank you for calling. How can I help?"
+    next_text: str = "Our shop opens at nine."
+    """A second response, spoken on the same stream after the first."""
 
     def __init__(self, tts: TextToSpeech) -> None:
         self.tts = tts
+
+    def pieces(self, text: str) -> list[str]:
+        """``text`` as a model streams it: word by word, the first word split in two."""
+        words = text.split(" ")
+        pieces = [word + " " for word in words[:-1]] + [words[-1]]
+        first = pieces[0]
+        return [first[:2], first[2:], *pieces[1:]] if len(first) > 3 else pieces
 
     def failing(self, problem: str) -> TextToSpeech | None:
         """A synthesiser that cannot speak (``"auth"`` or ``"unreachable"``), if any."""
@@ -337,9 +355,49 @@ async def _speak(tts: TextToSpeech, text: str, fmt: AudioFormat) -> bytes:
     return bytes(audio)
 
 
+# --- text-to-speech that takes streamed text ---------------------------------------------------
+
+
+def _text_stream(
+    pieces: Sequence[str | Flush], *, end: bool = True
+) -> tuple[MemoryObjectSendStream[str | Flush], MemoryObjectReceiveStream[str | Flush]]:
+    """A response's text, queued (and ended, unless ``end`` is false)."""
+    tx, rx = anyio.create_memory_object_stream[str | Flush](len(pieces) + 1)
+    for piece in pieces:
+        tx.send_nowait(piece)
+    if end:
+        tx.close()
+    return tx, rx
+
+
+async def _speak_streamed(
+    stream: SpeechStream, pieces: Sequence[str | Flush], fmt: AudioFormat
+) -> tuple[bytes, list[WordTiming]]:
+    """One response spoken from ``pieces``: its audio (checked) and its words."""
+    tx, rx = _text_stream(pieces)
+    audio = bytearray()
+    words: list[WordTiming] = []
+    after = 0.0
+    with tx, rx:
+        async with stream.speak(rx) as spoken:
+            async for piece in spoken:
+                after = check_speech_audio(piece, fmt, after=after)
+                audio += piece.audio
+                words.extend(piece.words)
+    check_tts_audio(bytes(audio), fmt, whole=True)
+    return bytes(audio), words
+
+
+def _check_words(words: Sequence[WordTiming], text: str, audio_ms: float) -> None:
+    """The words timed are those of ``text``, in order, within its audio."""
+    assert "".join(w.text for w in words) == "".join(text.split()), [w.text for w in words]
+    assert all(w.end_ms <= audio_ms + 1 for w in words), (words[-1:], audio_ms)
+
+
 @pytest.mark.anyio
 class TextToSpeechConformance:
-    """The contract of a TTS provider. Subclass it and define ``driver``."""
+    """The contract of a TTS provider. Subclass it and define ``driver``; the tests of
+    streamed text run for a provider that declares ``INPUT_STREAMING``."""
 
     @pytest.fixture
     def driver(self) -> TTSDriver:
@@ -391,3 +449,111 @@ class TextToSpeechConformance:
     async def test_aclose_can_be_called_twice(self, driver: TTSDriver) -> None:
         await driver.tts.aclose()
         await driver.tts.aclose()
+
+    # --- streamed text (INPUT_STREAMING) ---
+
+    @pytest.fixture
+    def streaming(self, driver: TTSDriver) -> TTSDriver:
+        _skip_unless(driver.tts.capabilities, Capability.INPUT_STREAMING, driver.tts.name)
+        return driver
+
+    async def test_streamed_text_is_spoken_in_every_declared_format(
+        self, streaming: TTSDriver
+    ) -> None:
+        tts = streaming.tts
+        for fmt in tts.produces:
+            with anyio.fail_after(streaming.timeout):
+                async with tts.open_stream(audio_format=fmt) as stream:
+                    audio, words = await _speak_streamed(
+                        stream, streaming.pieces(streaming.text), fmt
+                    )
+            duration_ms = fmt.duration(len(audio)) * 1000
+            assert duration_ms > 100, fmt
+            if tts.capabilities & Capability.WORD_TIMINGS:
+                _check_words(words, streaming.text, duration_ms)
+
+    async def test_audio_comes_before_the_text_is_complete(self, streaming: TTSDriver) -> None:
+        fmt = streaming.tts.produces[0]
+        first, _, rest = streaming.text.partition(". ")
+        tx, rx = _text_stream([*streaming.pieces(first + ". "), Flush()], end=False)
+        heard = anyio.Event()
+
+        async def write_the_rest() -> None:
+            with tx:
+                await heard.wait()  # the first sentence is heard; the model goes on
+                for text in streaming.pieces(rest):
+                    await tx.send(text)
+
+        with anyio.fail_after(streaming.timeout), rx:
+            async with (
+                streaming.tts.open_stream(audio_format=fmt) as stream,
+                stream.speak(rx) as spoken,
+                anyio.create_task_group() as tasks,
+            ):
+                tasks.start_soon(write_the_rest)
+                async for piece in spoken:
+                    check_speech_audio(piece, fmt)
+                    if piece.audio:
+                        heard.set()
+        assert heard.is_set()
+
+    async def test_one_stream_speaks_one_response_after_another(self, streaming: TTSDriver) -> None:
+        fmt = streaming.tts.produces[0]
+        with anyio.fail_after(streaming.timeout):
+            async with streaming.tts.open_stream(audio_format=fmt) as stream:
+                first, _ = await _speak_streamed(stream, streaming.pieces(streaming.text), fmt)
+                second, words = await _speak_streamed(
+                    stream, streaming.pieces(streaming.next_text), fmt
+                )
+        assert first
+        assert second
+        if streaming.tts.capabilities & Capability.WORD_TIMINGS:
+            # Timed from the start of its own response.
+            _check_words(words, streaming.next_text, fmt.duration(len(second)) * 1000)
+
+    async def test_leaving_a_response_early_stops_it(self, streaming: TTSDriver) -> None:
+        fmt = streaming.tts.produces[0]
+        tx, rx = _text_stream(streaming.pieces(streaming.text), end=False)
+        with anyio.fail_after(streaming.timeout), tx, rx:
+            async with streaming.tts.open_stream(audio_format=fmt) as stream:
+                await tx.send(Flush())
+                async with stream.speak(rx) as spoken:
+                    async for piece in spoken:
+                        check_speech_audio(piece, fmt)
+                        if piece.audio:
+                            break  # the caller barged in; the text never ended
+                # The next response hears nothing of the one left.
+                audio, words = await _speak_streamed(
+                    stream, streaming.pieces(streaming.next_text), fmt
+                )
+        assert audio
+        if streaming.tts.capabilities & Capability.WORD_TIMINGS:
+            _check_words(words, streaming.next_text, fmt.duration(len(audio)) * 1000)
+
+    async def test_a_response_with_nothing_to_say_is_no_error(self, streaming: TTSDriver) -> None:
+        fmt = streaming.tts.produces[0]
+        with anyio.fail_after(streaming.timeout):
+            async with streaming.tts.open_stream(audio_format=fmt) as stream:
+                _, words = await _speak_streamed(stream, [], fmt)
+        assert words == []
+
+    async def test_open_stream_refuses_an_undeclared_format(self, streaming: TTSDriver) -> None:
+        fmt = _undeclared(streaming.tts.produces)
+        with anyio.fail_after(streaming.timeout), pytest.raises(UnsupportedFormatError):
+            async with streaming.tts.open_stream(audio_format=fmt):
+                pass
+
+    async def test_a_failed_stream_raises_a_typed_error(self, streaming: TTSDriver) -> None:
+        tried = 0
+        for problem, expected in _FAILURES:
+            tts = streaming.failing(problem)
+            if tts is None:
+                continue
+            tried += 1
+            fmt = tts.produces[0]
+            # On entry, or from the first response if the vendor says so only then.
+            with anyio.fail_after(streaming.timeout), pytest.raises(expected):
+                async with tts.open_stream(audio_format=fmt) as stream:
+                    await _speak_streamed(stream, streaming.pieces(streaming.text), fmt)
+        if not tried:
+            pytest.skip("the driver makes no failing synthesiser (TTSDriver.failing)")
